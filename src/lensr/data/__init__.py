@@ -1,0 +1,1 @@
+"""Datasets: the HDF5 store, importers of other layouts, FITS I/O, torch datasets."""

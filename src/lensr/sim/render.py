@@ -1,0 +1,222 @@
+"""Render one HR/LR pair of the same sky with lenstronomy.
+
+Recipe (DESIGN.md, NOTES.md): ray-trace once on the supersampled HR grid without a PSF
+(the sky); HR = sky * HR PSF; LR = sky * LR PSF on the HR grid, then an s x s block mean;
+each band then gets its own noise. Pixel values are surface brightness: 1 means
+``flux_zero_point`` mag/arcsec^2, so HR and LR values of the same sky are comparable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from lenstronomy.Data.imaging_data import ImageData
+from lenstronomy.Data.psf import PSF
+from lenstronomy.ImSim.image_model import ImageModel
+from lenstronomy.LensModel.lens_model import LensModel
+from lenstronomy.LightModel.light_model import LightModel
+from lenstronomy.Util import param_util, simulation_util
+from scipy.signal import fftconvolve
+
+from lensr.sim.config import SimConfig
+from lensr.sim.cosmology import lens_cosmo
+from lensr.sim.noise import add_cosmic_rays, band_rate, exposure_for_snr, noise_counts, sky_rate
+from lensr.sim.psf import psf_kernel
+from lensr.sim.substructure import draw_axion, draw_cdm, subhalo_profiles
+
+# Every scalar drawn per image, in the order of the HDF5 `params` table.
+PARAM_FIELDS = (
+    "theta_e", "lens_q", "lens_phi", "lens_x", "lens_y", "shear", "shear_phi",
+    "source_r", "source_n", "source_x", "source_y", "source_q", "source_phi", "source_mag",
+    "lens_light", "lens_light_mag", "lens_light_r", "lens_light_n", "lens_light_q",
+    "lens_light_phi",
+    "n_sub", "sub_mass", "axion_log10_ma", "vortex_angle", "vortex_half_length",
+    "hr_fwhm", "hr_beta", "lr_fwhm", "lr_beta", "offset_x", "offset_y",
+    "snr_target", "hr_exposure", "lr_exposure", "correlated_sigma",
+    "cosmic_rays_hr", "cosmic_rays_lr", "peak_snr_hr", "peak_snr_lr",
+)
+
+
+@dataclass
+class Sample:
+    """One simulated pair; ``subhalos`` rows are (x, y, mass) in arcsec and Msun."""
+
+    hr: np.ndarray
+    lr: np.ndarray
+    hr_clean: np.ndarray
+    lr_clean: np.ndarray
+    label: int
+    params: dict[str, float]
+    subhalos: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+
+
+def image_rng(seed: int, index: int, stream: int) -> np.random.Generator:
+    """Independent random stream per (seed, image, purpose): macro model, substructure,
+    observing conditions and noise never share draws, so changing one class keeps the rest."""
+    return np.random.default_rng([seed, index, stream])
+
+
+def block_mean(image: np.ndarray, s: int) -> np.ndarray:
+    h, w = image.shape
+    return image.reshape(h // s, s, w // s, s).mean(axis=(1, 3))
+
+
+def _u(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(rng.uniform(bounds[0], bounds[1]))
+
+
+class Renderer:
+    """Draws and renders scenes for one :class:`SimConfig`. Reusable across images."""
+
+    def __init__(self, cfg: SimConfig):
+        self.cfg = cfg
+        c = cfg.cosmology
+        self.lens_cosmo = lens_cosmo(c.z_lens, c.z_source, c.H0, c.Om0)
+        self.data = ImageData(
+            **simulation_util.data_configure_simple(cfg.hr_size, cfg.hr_pixel_scale)
+        )
+        self.hr_area = cfg.hr_pixel_scale**2
+        self.lr_area = cfg.lr_pixel_scale**2
+        self.source_model = LightModel(["SERSIC_ELLIPSE"])
+        self.lens_light_model = LightModel(["SERSIC_ELLIPSE"])
+        self.numerics = {"supersampling_factor": cfg.supersampling}
+
+    # -- drawing -----------------------------------------------------------------------
+    def label_of(self, index: int) -> int:
+        """Classes cycle with the index, so every prefix of a dataset is balanced."""
+        return index % len(self.cfg.classes)
+
+    def _sersic_amp(self, model: LightModel, kwargs: dict, magnitude: float) -> float:
+        unit = model.total_flux([{**kwargs, "amp": 1.0}])[0]
+        return 10.0 ** (-0.4 * (magnitude - self.cfg.flux_zero_point)) / unit
+
+    def draw(self, seed: int, index: int, label: int | None = None):
+        """Scene for image ``index``: lenstronomy kwargs, flat params and subhalo table."""
+        cfg = self.cfg
+        label = self.label_of(index) if label is None else label
+        macro, sub, obs = (image_rng(seed, index, k) for k in range(3))
+        p = dict.fromkeys(PARAM_FIELDS, 0.0)
+
+        p["theta_e"], p["lens_q"] = _u(macro, cfg.lens.theta_e), _u(macro, cfg.lens.q)
+        p["lens_phi"] = _u(macro, (0.0, np.pi))
+        p["lens_x"], p["lens_y"] = _u(macro, cfg.lens.center), _u(macro, cfg.lens.center)
+        p["shear"], p["shear_phi"] = _u(macro, cfg.lens.shear), _u(macro, (0.0, np.pi))
+        e1, e2 = param_util.phi_q2_ellipticity(p["lens_phi"], p["lens_q"])
+        g1, g2 = param_util.shear_polar2cartesian(p["shear_phi"], p["shear"])
+        kwargs_lens = [
+            {"theta_E": p["theta_e"], "e1": e1, "e2": e2,
+             "center_x": p["lens_x"], "center_y": p["lens_y"]},
+            {"gamma1": g1, "gamma2": g2, "ra_0": 0.0, "dec_0": 0.0},
+        ]
+
+        src = cfg.source
+        p["source_r"], p["source_n"] = _u(macro, src.r_sersic), _u(macro, src.n_sersic)
+        p["source_x"], p["source_y"] = _u(macro, src.center), _u(macro, src.center)
+        p["source_q"], p["source_phi"] = _u(macro, src.q), _u(macro, (0.0, np.pi))
+        p["source_mag"] = _u(macro, src.magnitude)
+        se1, se2 = param_util.phi_q2_ellipticity(p["source_phi"], p["source_q"])
+        source = {"R_sersic": p["source_r"], "n_sersic": p["source_n"], "e1": se1, "e2": se2,
+                  "center_x": p["source_x"], "center_y": p["source_y"]}
+        source["amp"] = self._sersic_amp(self.source_model, source, p["source_mag"])
+
+        light = cfg.lens.light
+        kwargs_lens_light = None
+        if light.probability > 0 and macro.random() < light.probability:
+            p["lens_light"] = 1.0
+            p["lens_light_mag"] = _u(macro, light.magnitude)
+            p["lens_light_r"], p["lens_light_n"] = _u(macro, light.r_sersic), _u(macro, light.n_sersic)
+            # The light follows the mass: same centre, similar orientation.
+            p["lens_light_q"], p["lens_light_phi"] = _u(macro, light.q), p["lens_phi"]
+            le1, le2 = param_util.phi_q2_ellipticity(p["lens_light_phi"], p["lens_light_q"])
+            ll = {"R_sersic": p["lens_light_r"], "n_sersic": p["lens_light_n"], "e1": le1,
+                  "e2": le2, "center_x": p["lens_x"], "center_y": p["lens_y"]}
+            ll["amp"] = self._sersic_amp(self.lens_light_model, ll, p["lens_light_mag"])
+            kwargs_lens_light = [ll]
+
+        center = (p["lens_x"], p["lens_y"])
+        name = cfg.classes[label]
+        table = np.zeros((0, 3))
+        if name == "cdm":
+            table = draw_cdm(sub, cfg.cdm, center)
+        elif name == "axion":
+            table, (p["axion_log10_ma"], p["vortex_angle"], p["vortex_half_length"]) = draw_axion(
+                sub, cfg.axion, center
+            )
+        p["n_sub"], p["sub_mass"] = float(len(table)), float(table[:, 2].sum()) if len(table) else 0.0
+
+        for band, key in ((cfg.hr, "hr"), (cfg.lr, "lr")):
+            p[f"{key}_fwhm"], p[f"{key}_beta"] = _u(obs, band.psf.fwhm), _u(obs, band.psf.beta)
+        p["offset_x"] = _u(obs, (-cfg.noise.offset, cfg.noise.offset))
+        p["offset_y"] = _u(obs, (-cfg.noise.offset, cfg.noise.offset))
+        p["snr_target"] = _u(obs, cfg.noise.snr) if cfg.noise.snr else 0.0
+        p["correlated_sigma"] = _u(obs, cfg.noise.correlated_sigma)
+        return label, p, table, kwargs_lens, [source], kwargs_lens_light
+
+    # -- rendering ---------------------------------------------------------------------
+    def sky(self, table, kwargs_lens, kwargs_source, kwargs_lens_light) -> np.ndarray:
+        """Noise-free, PSF-free surface brightness on the HR grid (pixel-integrated)."""
+        names, sub_kwargs = subhalo_profiles(table, self.lens_cosmo, self.cfg.cdm.profile)
+        lens_model = LensModel(["SIE", "SHEAR", *names])
+        image_model = ImageModel(
+            self.data,
+            PSF(psf_type="NONE"),
+            lens_model_class=lens_model,
+            source_model_class=self.source_model,
+            lens_light_model_class=self.lens_light_model if kwargs_lens_light else None,
+            kwargs_numerics=self.numerics,
+        )
+        counts = image_model.image(
+            kwargs_lens + sub_kwargs, kwargs_source, kwargs_lens_light=kwargs_lens_light
+        )
+        return counts / self.hr_area
+
+    def render(self, seed: int, index: int, label: int | None = None) -> Sample:
+        """Draw and render image ``index`` of a dataset made with ``seed``."""
+        cfg = self.cfg
+        label, p, table, kwargs_lens, kwargs_source, kwargs_lens_light = self.draw(
+            seed, index, label
+        )
+        sky = self.sky(table, kwargs_lens, kwargs_source, kwargs_lens_light)
+        k_hr = psf_kernel(kind=cfg.hr.psf.type, fwhm=p["hr_fwhm"], beta=p["hr_beta"],
+                          pixel_scale=cfg.hr_pixel_scale)
+        k_lr = psf_kernel(kind=cfg.lr.psf.type, fwhm=p["lr_fwhm"], beta=p["lr_beta"],
+                          pixel_scale=cfg.hr_pixel_scale, offset=(p["offset_x"], p["offset_y"]))
+        hr_clean = fftconvolve(sky, k_hr, mode="same")
+        lr_clean = block_mean(fftconvolve(sky, k_lr, mode="same"), cfg.scale)
+
+        hr, lr = self.observe(image_rng(seed, index, 3), hr_clean, lr_clean, p)
+        return Sample(hr=hr, lr=lr, hr_clean=hr_clean.astype(np.float32),
+                      lr_clean=lr_clean.astype(np.float32), label=label, params=p,
+                      subhalos=table)
+
+    def observe(self, rng, hr_clean, lr_clean, p):
+        """Add each band's noise; sets exposure times and measured S/N in ``p``."""
+        cfg = self.cfg
+        rate_hr = band_rate(cfg.hr, cfg.flux_zero_point) * self.hr_area
+        rate_lr = band_rate(cfg.lr, cfg.flux_zero_point) * self.lr_area
+        sky_hr, sky_lr = sky_rate(cfg.hr, self.hr_area), sky_rate(cfg.lr, self.lr_area)
+        t_hr, t_lr = cfg.hr.exposure_time, cfg.lr.exposure_time
+        if p["snr_target"] > 0:
+            peak = max(float(hr_clean.max()), 1e-30) * rate_hr
+            read_var = cfg.hr.num_exposures * cfg.hr.read_noise**2
+            t_new = exposure_for_snr(p["snr_target"], peak, sky_hr, read_var)
+            t_hr, t_lr = t_new, t_new * cfg.lr.exposure_time / cfg.hr.exposure_time
+        p["hr_exposure"], p["lr_exposure"] = t_hr, t_lr
+        images = []
+        for key, band, clean, rate, sky, t in (
+            ("hr", cfg.hr, hr_clean, rate_hr, sky_hr, t_hr),
+            ("lr", cfg.lr, lr_clean, rate_lr, sky_lr, t_lr),
+        ):
+            signal = clean * rate * t
+            read_var = band.num_exposures * band.read_noise**2
+            noise = noise_counts(rng, signal, sky=sky * t, read_var=read_var,
+                                 correlated_sigma=p["correlated_sigma"])
+            std = np.sqrt(np.clip(signal, 0, None) + sky * t + read_var)
+            counts = signal + noise
+            p[f"cosmic_rays_{key}"] = add_cosmic_rays(
+                rng, counts, rate=cfg.noise.cosmic_rays, noise_std=std
+            )
+            p[f"peak_snr_{key}"] = float((signal / std).max())
+            images.append((counts / (rate * t)).astype(np.float32))
+        return images
