@@ -75,7 +75,9 @@ def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
 def validate(model: type[M], data: Any, *, source: str) -> M:
     """Build ``model`` from a dict, raising a one-line :class:`LensrError` naming ``source``."""
     if not isinstance(data, dict):
-        raise LensrError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
+        raise LensrError(
+            f"{source}: expected a mapping of keys to values, got {type(data).__name__}"
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -19,7 +19,10 @@ def test_presets_include_the_three_domains():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("name: x\nlens: {thetaE: [1, 2]}\n", "unknown key 'lens.thetaE' (did you mean 'theta_e'?)"),
+        (
+            "name: x\nlens: {thetaE: [1, 2]}\n",
+            "unknown key 'lens.thetaE' (did you mean 'theta_e'?)",
+        ),
         ("lens: {theta_e: [1.5, 0.9]}\n", "'lens.theta_e': range [1.5, 0.9] has its lower bound"),
         ("hr_size: 151\n", "hr_size 151 is not a multiple of scale 2"),
         ("scale: 5\n", "'scale'"),

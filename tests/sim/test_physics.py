@@ -90,8 +90,11 @@ def test_a_subhalo_on_the_ring_perturbs_the_ring_locally(mass):
     """A point-mass subhalo on the Einstein ring changes the image mostly within 0.4 arcsec
     of itself (the disc is ~10 % of the ring's area). A vortex through the lens centre acts
     on the whole ring instead, so locality is asserted for subhalos only."""
-    cfg = SimConfig(classes=["none"], lens={"theta_e": 1.2, "q": 1.0, "shear": 0.0},
-                    source={"r_sersic": 0.3, "center": 0.0, "q": 1.0})
+    cfg = SimConfig(
+        classes=["none"],
+        lens={"theta_e": 1.2, "q": 1.0, "shear": 0.0},
+        source={"r_sersic": 0.3, "center": 0.0, "q": 1.0},
+    )
     renderer = Renderer(cfg)
     _, _, _, kwargs_lens, kwargs_source, _ = renderer.draw(seed=0, index=0)
     base = renderer.sky(np.zeros((0, 3)), kwargs_lens, kwargs_source, None)

@@ -51,15 +51,18 @@ def test_same_seed_is_byte_identical_and_other_seed_differs(tmp_path, tiny_confi
 
 def test_parallel_equals_serial(tmp_path, tiny_config):
     serial = simulate(tiny_config, n=20, seed=0, out=tmp_path / "s.h5", progress=False)
-    parallel = simulate(tiny_config, n=20, seed=0, out=tmp_path / "p.h5", workers=2,
-                        progress=False)
+    parallel = simulate(tiny_config, n=20, seed=0, out=tmp_path / "p.h5", workers=2, progress=False)
     assert_same_data(serial, parallel)
 
 
 def test_shards_merged_equal_one_run(tmp_path, tiny_config):
     whole = simulate(tiny_config, n=11, seed=3, out=tmp_path / "w.h5", progress=False)
-    parts = [simulate(tiny_config, n=11, seed=3, shard=f"{k}/3", out=tmp_path / f"p{k}.h5",
-                      progress=False) for k in range(3)]
+    parts = [
+        simulate(
+            tiny_config, n=11, seed=3, shard=f"{k}/3", out=tmp_path / f"p{k}.h5", progress=False
+        )
+        for k in range(3)
+    ]
     with open_dataset(parts[1]) as p:
         assert list(p.index) == [3, 4, 5, 6]
     merged = merge([parts[2], parts[0], parts[1]], tmp_path / "m.h5")
@@ -71,8 +74,7 @@ def test_shards_merged_equal_one_run(tmp_path, tiny_config):
     assert not (tmp_path / "m2.h5").exists() and not partial_path(tmp_path / "m2.h5").exists()
 
 
-def test_interrupted_run_leaves_no_file_and_resume_completes_it(tmp_path, tiny_config,
-                                                                monkeypatch):
+def test_interrupted_run_leaves_no_file_and_resume_completes_it(tmp_path, tiny_config, monkeypatch):
     out = tmp_path / "r.h5"
     real = run._render_chunk
     calls = {"n": 0}

@@ -97,8 +97,9 @@ class DatasetWriter:
         f.create_dataset("done", (n,), dtype=bool)
         if param_fields is not None:
             f.create_dataset("params", (n,), dtype=params_dtype(param_fields))
-            f.create_dataset("subhalos", (0,), maxshape=(None,), dtype=SUBHALO_DTYPE,
-                             chunks=(4096,))
+            f.create_dataset(
+                "subhalos", (0,), maxshape=(None,), dtype=SUBHALO_DTYPE, chunks=(4096,)
+            )
         f.attrs.update(
             {
                 "kind": KIND,
@@ -149,7 +150,7 @@ class DatasetWriter:
             rows["x"], rows["y"], rows["mass"] = subhalos[:, 0], subhalos[:, 1], subhalos[:, 2]
             ds = f["subhalos"]
             ds.resize((len(ds) + len(rows),))
-            ds[-len(rows):] = rows
+            ds[-len(rows) :] = rows
         f["done"][pos] = True
 
     def flush(self):
@@ -213,11 +214,14 @@ class LensDataset:
         if hr.ndim != 3 or lr.ndim != 3:
             raise LensrError(f"{name}: hr and lr must be (N, H, W), got {hr.shape} and {lr.shape}")
         if not (len(hr) == len(lr) == len(f["label"])):
-            raise LensrError(f"{name}: hr, lr and label disagree in length "
-                             f"({len(hr)}, {len(lr)}, {len(f['label'])})")
+            raise LensrError(
+                f"{name}: hr, lr and label disagree in length "
+                f"({len(hr)}, {len(lr)}, {len(f['label'])})"
+            )
         if hr.shape[1] % lr.shape[1] or hr.shape[1] // lr.shape[1] != hr.shape[2] // lr.shape[2]:
-            raise LensrError(f"{name}: HR {hr.shape[1:]} is not an integer multiple of "
-                             f"LR {lr.shape[1:]}")
+            raise LensrError(
+                f"{name}: HR {hr.shape[1:]} is not an integer multiple of LR {lr.shape[1:]}"
+            )
 
     # Arrays -------------------------------------------------------------------------
     @property
@@ -230,7 +234,7 @@ class LensDataset:
 
     @property
     def hr_clean(self) -> h5py.Dataset | None:
-        return self.file["hr_clean"] if "hr_clean" in self.file else None
+        return self.file.get("hr_clean")
 
     @property
     def labels(self) -> np.ndarray:
@@ -297,8 +301,10 @@ class LensDataset:
         return False
 
     def __repr__(self) -> str:
-        return (f"LensDataset({self.path}, n={len(self)}, hr={self.hr_shape}, lr={self.lr_shape}, "
-                f"classes={self.class_names})")
+        return (
+            f"LensDataset({self.path}, n={len(self)}, hr={self.hr_shape}, lr={self.lr_shape}, "
+            f"classes={self.class_names})"
+        )
 
 
 def open_dataset(path: str | Path) -> LensDataset:

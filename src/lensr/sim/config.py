@@ -131,7 +131,9 @@ class SimConfig(Strict):
     supersampling: int = Field(2, ge=1, le=8)
     flux_zero_point: float = 25.0
     """Pixel value 1 is a surface brightness of this magnitude per arcsec^2."""
-    classes: list[Literal["none", "cdm", "axion"]] = Field(default_factory=lambda: list(CLASS_NAMES))
+    classes: list[Literal["none", "cdm", "axion"]] = Field(
+        default_factory=lambda: list(CLASS_NAMES)
+    )
     cosmology: Cosmology = Cosmology()
     lens: Lens = Lens()
     source: Source = Source()
@@ -161,7 +163,9 @@ class SimConfig(Strict):
 def preset_names() -> list[str]:
     """Names of the presets shipped with lensr."""
     folder = resources.files("lensr") / "presets"
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def preset_path(name_or_path: str | Path) -> Path:

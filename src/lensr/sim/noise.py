@@ -19,9 +19,7 @@ def sky_rate(instrument: Instrument, pixel_area: float) -> float:
     return 10.0 ** (-0.4 * (instrument.sky_brightness - instrument.zero_point)) * pixel_area
 
 
-def exposure_for_snr(
-    snr: float, signal_rate: float, sky: float, read_var: float
-) -> float:
+def exposure_for_snr(snr: float, signal_rate: float, sky: float, read_var: float) -> float:
     """Exposure time t (s) at which a pixel of ``signal_rate`` e-/s reaches ``snr``.
 
     Solves snr^2 (s t + b t + r^2) = s^2 t^2 for t > 0.

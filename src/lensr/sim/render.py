@@ -27,14 +27,45 @@ from lensr.sim.substructure import draw_axion, draw_cdm, subhalo_profiles
 
 # Every scalar drawn per image, in the order of the HDF5 `params` table.
 PARAM_FIELDS = (
-    "theta_e", "lens_q", "lens_phi", "lens_x", "lens_y", "shear", "shear_phi",
-    "source_r", "source_n", "source_x", "source_y", "source_q", "source_phi", "source_mag",
-    "lens_light", "lens_light_mag", "lens_light_r", "lens_light_n", "lens_light_q",
+    "theta_e",
+    "lens_q",
+    "lens_phi",
+    "lens_x",
+    "lens_y",
+    "shear",
+    "shear_phi",
+    "source_r",
+    "source_n",
+    "source_x",
+    "source_y",
+    "source_q",
+    "source_phi",
+    "source_mag",
+    "lens_light",
+    "lens_light_mag",
+    "lens_light_r",
+    "lens_light_n",
+    "lens_light_q",
     "lens_light_phi",
-    "n_sub", "sub_mass", "axion_log10_ma", "vortex_angle", "vortex_half_length",
-    "hr_fwhm", "hr_beta", "lr_fwhm", "lr_beta", "offset_x", "offset_y",
-    "snr_target", "hr_exposure", "lr_exposure", "correlated_sigma",
-    "cosmic_rays_hr", "cosmic_rays_lr", "peak_snr_hr", "peak_snr_lr",
+    "n_sub",
+    "sub_mass",
+    "axion_log10_ma",
+    "vortex_angle",
+    "vortex_half_length",
+    "hr_fwhm",
+    "hr_beta",
+    "lr_fwhm",
+    "lr_beta",
+    "offset_x",
+    "offset_y",
+    "snr_target",
+    "hr_exposure",
+    "lr_exposure",
+    "correlated_sigma",
+    "cosmic_rays_hr",
+    "cosmic_rays_lr",
+    "peak_snr_hr",
+    "peak_snr_lr",
 )
 
 
@@ -105,8 +136,13 @@ class Renderer:
         e1, e2 = param_util.phi_q2_ellipticity(p["lens_phi"], p["lens_q"])
         g1, g2 = param_util.shear_polar2cartesian(p["shear_phi"], p["shear"])
         kwargs_lens = [
-            {"theta_E": p["theta_e"], "e1": e1, "e2": e2,
-             "center_x": p["lens_x"], "center_y": p["lens_y"]},
+            {
+                "theta_E": p["theta_e"],
+                "e1": e1,
+                "e2": e2,
+                "center_x": p["lens_x"],
+                "center_y": p["lens_y"],
+            },
             {"gamma1": g1, "gamma2": g2, "ra_0": 0.0, "dec_0": 0.0},
         ]
 
@@ -116,8 +152,14 @@ class Renderer:
         p["source_q"], p["source_phi"] = _u(macro, src.q), _u(macro, (0.0, np.pi))
         p["source_mag"] = _u(macro, src.magnitude)
         se1, se2 = param_util.phi_q2_ellipticity(p["source_phi"], p["source_q"])
-        source = {"R_sersic": p["source_r"], "n_sersic": p["source_n"], "e1": se1, "e2": se2,
-                  "center_x": p["source_x"], "center_y": p["source_y"]}
+        source = {
+            "R_sersic": p["source_r"],
+            "n_sersic": p["source_n"],
+            "e1": se1,
+            "e2": se2,
+            "center_x": p["source_x"],
+            "center_y": p["source_y"],
+        }
         source["amp"] = self._sersic_amp(self.source_model, source, p["source_mag"])
 
         light = cfg.lens.light
@@ -125,12 +167,21 @@ class Renderer:
         if light.probability > 0 and macro.random() < light.probability:
             p["lens_light"] = 1.0
             p["lens_light_mag"] = _u(macro, light.magnitude)
-            p["lens_light_r"], p["lens_light_n"] = _u(macro, light.r_sersic), _u(macro, light.n_sersic)
+            p["lens_light_r"], p["lens_light_n"] = (
+                _u(macro, light.r_sersic),
+                _u(macro, light.n_sersic),
+            )
             # The light follows the mass: same centre, similar orientation.
             p["lens_light_q"], p["lens_light_phi"] = _u(macro, light.q), p["lens_phi"]
             le1, le2 = param_util.phi_q2_ellipticity(p["lens_light_phi"], p["lens_light_q"])
-            ll = {"R_sersic": p["lens_light_r"], "n_sersic": p["lens_light_n"], "e1": le1,
-                  "e2": le2, "center_x": p["lens_x"], "center_y": p["lens_y"]}
+            ll = {
+                "R_sersic": p["lens_light_r"],
+                "n_sersic": p["lens_light_n"],
+                "e1": le1,
+                "e2": le2,
+                "center_x": p["lens_x"],
+                "center_y": p["lens_y"],
+            }
             ll["amp"] = self._sersic_amp(self.lens_light_model, ll, p["lens_light_mag"])
             kwargs_lens_light = [ll]
 
@@ -143,7 +194,10 @@ class Renderer:
             table, (p["axion_log10_ma"], p["vortex_angle"], p["vortex_half_length"]) = draw_axion(
                 sub, cfg.axion, center
             )
-        p["n_sub"], p["sub_mass"] = float(len(table)), float(table[:, 2].sum()) if len(table) else 0.0
+        p["n_sub"], p["sub_mass"] = (
+            float(len(table)),
+            float(table[:, 2].sum()) if len(table) else 0.0,
+        )
 
         for band, key in ((cfg.hr, "hr"), (cfg.lr, "lr")):
             p[f"{key}_fwhm"], p[f"{key}_beta"] = _u(obs, band.psf.fwhm), _u(obs, band.psf.beta)
@@ -178,17 +232,32 @@ class Renderer:
             seed, index, label
         )
         sky = self.sky(table, kwargs_lens, kwargs_source, kwargs_lens_light)
-        k_hr = psf_kernel(kind=cfg.hr.psf.type, fwhm=p["hr_fwhm"], beta=p["hr_beta"],
-                          pixel_scale=cfg.hr_pixel_scale)
-        k_lr = psf_kernel(kind=cfg.lr.psf.type, fwhm=p["lr_fwhm"], beta=p["lr_beta"],
-                          pixel_scale=cfg.hr_pixel_scale, offset=(p["offset_x"], p["offset_y"]))
+        k_hr = psf_kernel(
+            kind=cfg.hr.psf.type,
+            fwhm=p["hr_fwhm"],
+            beta=p["hr_beta"],
+            pixel_scale=cfg.hr_pixel_scale,
+        )
+        k_lr = psf_kernel(
+            kind=cfg.lr.psf.type,
+            fwhm=p["lr_fwhm"],
+            beta=p["lr_beta"],
+            pixel_scale=cfg.hr_pixel_scale,
+            offset=(p["offset_x"], p["offset_y"]),
+        )
         hr_clean = fftconvolve(sky, k_hr, mode="same")
         lr_clean = block_mean(fftconvolve(sky, k_lr, mode="same"), cfg.scale)
 
         hr, lr = self.observe(image_rng(seed, index, 3), hr_clean, lr_clean, p)
-        return Sample(hr=hr, lr=lr, hr_clean=hr_clean.astype(np.float32),
-                      lr_clean=lr_clean.astype(np.float32), label=label, params=p,
-                      subhalos=table)
+        return Sample(
+            hr=hr,
+            lr=lr,
+            hr_clean=hr_clean.astype(np.float32),
+            lr_clean=lr_clean.astype(np.float32),
+            label=label,
+            params=p,
+            subhalos=table,
+        )
 
     def observe(self, rng, hr_clean, lr_clean, p):
         """Add each band's noise; sets exposure times and measured S/N in ``p``."""
@@ -210,8 +279,9 @@ class Renderer:
         ):
             signal = clean * rate * t
             read_var = band.num_exposures * band.read_noise**2
-            noise = noise_counts(rng, signal, sky=sky * t, read_var=read_var,
-                                 correlated_sigma=p["correlated_sigma"])
+            noise = noise_counts(
+                rng, signal, sky=sky * t, read_var=read_var, correlated_sigma=p["correlated_sigma"]
+            )
             std = np.sqrt(np.clip(signal, 0, None) + sky * t + read_var)
             counts = signal + noise
             p[f"cosmic_rays_{key}"] = add_cosmic_rays(

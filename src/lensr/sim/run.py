@@ -116,26 +116,46 @@ def simulate(
             writer.file.close()
             raise LensrError(f"cannot resume {tmp}: it was made with a different {bad}")
     elif tmp.exists() and not overwrite:
-        raise LensrError(f"{tmp} exists from an interrupted run: pass --resume to continue it "
-                         "or delete it")
+        raise LensrError(
+            f"{tmp} exists from an interrupted run: pass --resume to continue it or delete it"
+        )
     else:
         tmp.unlink(missing_ok=True)
         writer = DatasetWriter(
-            out, n=len(indices), hr_shape=(cfg.hr_size,) * 2, lr_shape=(cfg.lr_size,) * 2,
-            class_names=cfg.classes, attrs=_provenance(cfg, seed, n, shard),
-            param_fields=PARAM_FIELDS, with_clean=True, indices=indices, keep_partial=True,
+            out,
+            n=len(indices),
+            hr_shape=(cfg.hr_size,) * 2,
+            lr_shape=(cfg.lr_size,) * 2,
+            class_names=cfg.classes,
+            attrs=_provenance(cfg, seed, n, shard),
+            param_fields=PARAM_FIELDS,
+            with_clean=True,
+            indices=indices,
+            keep_partial=True,
         )
 
     with writer:
         todo = indices[~writer.done]
         position = {int(g): p for p, g in enumerate(indices)}
-        bar = tqdm(total=len(indices), initial=len(indices) - len(todo), unit="pair",
-                   desc=f"simulate {cfg.name}", disable=not progress)
-        chunks = [(seed, todo[i:i + _CHUNK]) for i in range(0, len(todo), _CHUNK)]
+        bar = tqdm(
+            total=len(indices),
+            initial=len(indices) - len(todo),
+            unit="pair",
+            desc=f"simulate {cfg.name}",
+            disable=not progress,
+        )
+        chunks = [(seed, todo[i : i + _CHUNK]) for i in range(0, len(todo), _CHUNK)]
         for results in _map(chunks, cfg, workers):
             for i, s in results:
-                writer.write(position[int(i)], hr=s.hr, lr=s.lr, hr_clean=s.hr_clean,
-                             label=s.label, params=s.params, subhalos=s.subhalos)
+                writer.write(
+                    position[int(i)],
+                    hr=s.hr,
+                    lr=s.lr,
+                    hr_clean=s.hr_clean,
+                    label=s.label,
+                    params=s.params,
+                    subhalos=s.subhalos,
+                )
             writer.flush()
             bar.update(len(results))
         bar.close()
@@ -169,8 +189,10 @@ def merge(parts: list[str | Path], out: str | Path, *, overwrite: bool = False) 
         for ds in datasets:
             for key in ("config", "seed", "n_total"):
                 if ds.attrs.get(key) != first.get(key):
-                    raise LensrError(f"{ds.path} belongs to a different run ({key} differs "
-                                     f"from {datasets[0].path})")
+                    raise LensrError(
+                        f"{ds.path} belongs to a different run ({key} differs "
+                        f"from {datasets[0].path})"
+                    )
         n = int(first["n_total"])
         owner = np.full(n, -1)
         for k, ds in enumerate(datasets):
@@ -179,24 +201,42 @@ def merge(parts: list[str | Path], out: str | Path, *, overwrite: bool = False) 
                 raise LensrError(f"{ds.path} overlaps {datasets[owner[idx].max()].path}")
             owner[idx] = k
         if (owner < 0).any():
-            raise LensrError(f"the parts cover {int((owner >= 0).sum())} of {n} images: "
-                             f"{int((owner < 0).sum())} are missing (first: {int(np.argmin(owner))})")
-        attrs = {k: v for k, v in first.items() if k not in ("kind", "lensr_version", "class_names",
-                                                             "created")}
+            raise LensrError(
+                f"the parts cover {int((owner >= 0).sum())} of {n} images: "
+                f"{int((owner < 0).sum())} are missing (first: {int(np.argmin(owner))})"
+            )
+        attrs = {
+            k: v
+            for k, v in first.items()
+            if k not in ("kind", "lensr_version", "class_names", "created")
+        }
         attrs["shard"] = ""
         attrs["merged_from"] = json.dumps([str(ds.path) for ds in datasets])
-        with DatasetWriter(out, n=n, hr_shape=datasets[0].hr_shape, lr_shape=datasets[0].lr_shape,
-                           class_names=datasets[0].class_names, attrs=attrs,
-                           param_fields=datasets[0].params.dtype.names, with_clean=True) as w:
+        with DatasetWriter(
+            out,
+            n=n,
+            hr_shape=datasets[0].hr_shape,
+            lr_shape=datasets[0].lr_shape,
+            class_names=datasets[0].class_names,
+            attrs=attrs,
+            param_fields=datasets[0].params.dtype.names,
+            with_clean=True,
+        ) as w:
             for ds in datasets:
                 sub = ds.subhalos()  # sorted by image
                 starts = np.searchsorted(sub["image"], ds.index, side="left")
                 stops = np.searchsorted(sub["image"], ds.index, side="right")
                 for j, i in enumerate(ds.index):
-                    rows = sub[starts[j]:stops[j]]
-                    w.write(int(i), hr=ds.hr[j], lr=ds.lr[j], hr_clean=ds.hr_clean[j],
-                            label=int(ds.file["label"][j]), params=ds.file["params"][j],
-                            subhalos=np.column_stack([rows["x"], rows["y"], rows["mass"]]))
+                    rows = sub[starts[j] : stops[j]]
+                    w.write(
+                        int(i),
+                        hr=ds.hr[j],
+                        lr=ds.lr[j],
+                        hr_clean=ds.hr_clean[j],
+                        label=int(ds.file["label"][j]),
+                        params=ds.file["params"][j],
+                        subhalos=np.column_stack([rows["x"], rows["y"], rows["mass"]]),
+                    )
             return w.finish()
     finally:
         for ds in datasets:

@@ -61,7 +61,12 @@ def subhalo_profiles(table: np.ndarray, lc: LensCosmo, profile: str = "point_mas
         concentration = 15.0 * (m / 1e8) ** -0.1
         rs_angle, alpha_rs = lc.nfw_physical2angle(M=m, c=concentration)
         kwargs.append(
-            {"Rs": rs_angle, "alpha_Rs": alpha_rs, "r_trunc": 5 * rs_angle,
-             "center_x": float(x), "center_y": float(y)}
+            {
+                "Rs": rs_angle,
+                "alpha_Rs": alpha_rs,
+                "r_trunc": 5 * rs_angle,
+                "center_x": float(x),
+                "center_y": float(y),
+            }
         )
     return ["TNFW"] * len(table), kwargs
