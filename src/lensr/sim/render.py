@@ -245,8 +245,9 @@ class Renderer:
             pixel_scale=cfg.hr_pixel_scale,
             offset=(p["offset_x"], p["offset_y"]),
         )
-        hr_clean = fftconvolve(sky, k_hr, mode="same")
-        lr_clean = block_mean(fftconvolve(sky, k_lr, mode="same"), cfg.scale)
+        # FFT round-off leaves ~1e-13 negatives in empty sky; flux is never negative.
+        hr_clean = np.clip(fftconvolve(sky, k_hr, mode="same"), 0.0, None)
+        lr_clean = block_mean(np.clip(fftconvolve(sky, k_lr, mode="same"), 0.0, None), cfg.scale)
 
         hr, lr = self.observe(image_rng(seed, index, 3), hr_clean, lr_clean, p)
         return Sample(
