@@ -167,6 +167,105 @@ def models():
     console.print(table)
 
 
+def _train_config(config: Path | None, overrides: dict):
+    from lensr.config import read_yaml, validate
+    from lensr.train.config import TrainConfig
+
+    base = read_yaml(config) if config else {}
+    base = {**(base or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    return validate(TrainConfig, base, source=str(config) if config else "command line")
+
+
+_TRAIN_OPTIONS = {
+    "config": typer.Option(None, help="Training YAML (keys of TrainConfig); options override."),
+    "model": typer.Option(None, help="Registered model name (see `lensr models`)."),
+    "epochs": typer.Option(None, help="Maximum epochs."),
+    "max_steps": typer.Option(None, help="Maximum optimizer steps (-1: no limit)."),
+    "lr": typer.Option(None, help="Learning rate."),
+    "batch_size": typer.Option(None, help="Batch size."),
+    "patch": typer.Option(None, help="LR patch size in pixels."),
+    "loss": typer.Option(None, help="l1 or mse."),
+    "ema": typer.Option(None, help="EMA decay of the weights, e.g. 0.999."),
+    "seed": typer.Option(None, help="Seed of the split, the crops and the initial weights."),
+    "accelerator": typer.Option(None, help="cpu, gpu, auto ... (Lightning)."),
+    "devices": typer.Option(None, help="Number of devices (Lightning)."),
+    "strategy": typer.Option(None, help="auto, ddp ... (Lightning)."),
+    "precision": typer.Option(None, help="32-true, bf16-mixed, 16-mixed (Lightning)."),
+}
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., help="HDF5 dataset of HR/LR pairs."),
+    out: Path = typer.Option(..., help="Run folder (checkpoints, logs)."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run in OUT."),
+    config: Path = _TRAIN_OPTIONS["config"],
+    model: str = _TRAIN_OPTIONS["model"],
+    epochs: int = _TRAIN_OPTIONS["epochs"],
+    max_steps: int = _TRAIN_OPTIONS["max_steps"],
+    lr: float = _TRAIN_OPTIONS["lr"],
+    batch_size: int = _TRAIN_OPTIONS["batch_size"],
+    patch: int = _TRAIN_OPTIONS["patch"],
+    loss: str = _TRAIN_OPTIONS["loss"],
+    ema: float = _TRAIN_OPTIONS["ema"],
+    seed: int = _TRAIN_OPTIONS["seed"],
+    accelerator: str = _TRAIN_OPTIONS["accelerator"],
+    devices: int = _TRAIN_OPTIONS["devices"],
+    strategy: str = _TRAIN_OPTIONS["strategy"],
+    precision: str = _TRAIN_OPTIONS["precision"],
+):
+    """Train an SR model (PyTorch Lightning; CPU by default, GPUs/DDP with the same code)."""
+    from lensr.train.fit import train as run
+
+    cfg = _train_config(
+        config,
+        {
+            "model": model,
+            "max_epochs": epochs,
+            "max_steps": max_steps,
+            "lr": lr,
+            "batch_size": batch_size,
+            "patch": patch,
+            "loss": loss,
+            "ema": ema,
+            "seed": seed,
+            "accelerator": accelerator,
+            "devices": devices,
+            "strategy": strategy,
+            "precision": precision,
+        },
+    )
+    result = run(cfg, data=data, out_dir=out, resume=resume)
+    m = result.best_metrics["metrics"]
+    console.print(
+        f"best: {result.best}  (epoch {result.best_metrics['epoch']}, "
+        f"val PSNR {m['val_psnr']:.2f} dB, SSIM {m['val_ssim']:.4f})"
+    )
+
+
+@app.command("lr-sweep")
+def lr_sweep(
+    data: Path = typer.Option(..., help="HDF5 dataset of HR/LR pairs."),
+    out: Path = typer.Option(..., help="Sweep folder (one run per rate, JSON, PNG)."),
+    lrs: str = typer.Option("1e-4,3e-4,1e-3,3e-3", help="Comma-separated learning rates."),
+    steps: int = typer.Option(200, help="Training steps per rate."),
+    config: Path = _TRAIN_OPTIONS["config"],
+    model: str = _TRAIN_OPTIONS["model"],
+    batch_size: int = _TRAIN_OPTIONS["batch_size"],
+    patch: int = _TRAIN_OPTIONS["patch"],
+):
+    """Train one model briefly at several learning rates; plot their validation-loss curves."""
+    from lensr.train.lr_sweep import lr_sweep as run
+
+    try:
+        rates = tuple(float(v) for v in lrs.split(","))
+    except ValueError:
+        raise LensrError(f"--lrs must be comma-separated numbers, got {lrs!r}") from None
+    cfg = _train_config(config, {"model": model, "batch_size": batch_size, "patch": patch})
+    summary = run(cfg, data=data, out_dir=out, lrs=rates, steps=steps)
+    console.print(f"best lr {summary['best_lr']:g}; figure: {summary['figure']}")
+
+
 def main():
     """Console entry point: user errors print one line and exit with status 2."""
     try:

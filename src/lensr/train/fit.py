@@ -1,0 +1,248 @@
+"""`lensr train`: fit one SR model on an HDF5 dataset and export safetensors checkpoints.
+
+Outputs in ``out_dir``: ``best.safetensors``/``.json`` (highest validation PSNR),
+``last.safetensors``/``.json``, ``logs/version_N/metrics.csv`` (CSV log, one version per
+attempt, see :func:`read_history`), ``tb/`` (TensorBoard),
+``lightning/last.ckpt`` (full state for ``--resume``) and ``train_config.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch.utils.data import DataLoader
+
+from lensr.data.normalize import SPEC as NORMALIZATION
+from lensr.data.store import open_dataset
+from lensr.data.torch_data import EpochSampler, FullImages, PairPatches, split_indices
+from lensr.errors import LensrError
+from lensr.models import create_discriminator, create_model, get_model_info
+from lensr.models.checkpoint import save_checkpoint
+from lensr.train.config import GANConfig, TrainConfig
+from lensr.train.gan_module import GANModule
+from lensr.train.sr_module import SRModule
+
+# Lightning's banners (GPU available: False, tips) are noise in a CLI that says what it does.
+logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
+@dataclass
+class TrainResult:
+    """Where a run's files are and how well its best checkpoint validated."""
+
+    out_dir: Path
+    best: Path
+    last: Path
+    best_metrics: dict
+    history: Path
+
+
+class ExportCheckpoints(Callback):
+    """After every validation: ``last.safetensors``, and ``best.safetensors`` on improvement
+    of ``val_psnr``. Weights are the EMA's when enabled; sidecars carry the provenance."""
+
+    def __init__(self, out_dir: Path, metadata: dict):
+        self.out_dir, self.metadata = out_dir, metadata
+        self.best_psnr = -math.inf
+        self.best_metrics: dict = {}
+        self.last_metrics: dict = {}
+
+    def state_dict(self):
+        return {
+            "best_psnr": self.best_psnr,
+            "best_metrics": self.best_metrics,
+            "last_metrics": self.last_metrics,
+        }
+
+    def load_state_dict(self, state):
+        self.best_psnr, self.best_metrics = state["best_psnr"], state["best_metrics"]
+        self.last_metrics = state["last_metrics"]
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        # Full state (optimizer, schedule, EMA, this callback) for --resume; every rank takes
+        # part, rank zero writes.
+        trainer.save_checkpoint(self.out_dir / "lightning" / "last.ckpt")
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
+        if not trainer.is_global_zero or "val_psnr" not in metrics:
+            return
+        self.last_metrics = self._info(trainer, metrics)
+        self._save(pl_module, "last", self.last_metrics)
+        if metrics["val_psnr"] > self.best_psnr:
+            self.best_psnr, self.best_metrics = metrics["val_psnr"], self.last_metrics
+            self._save(pl_module, "best", self.best_metrics)
+
+    def on_train_end(self, trainer, pl_module):
+        # A budget in steps can end mid-epoch after the last validation: `last` must still be
+        # the final weights; its metrics are those of the latest validation, at `validated_step`.
+        if (
+            trainer.is_global_zero
+            and self.last_metrics.get("validated_step") != trainer.global_step
+        ):
+            info = {
+                **self.last_metrics,
+                "epoch": trainer.current_epoch,
+                "step": trainer.global_step,
+            }
+            self._save(pl_module, "last", info)
+
+    def _info(self, trainer, metrics: dict) -> dict:
+        return {
+            **self.metadata,
+            "epoch": trainer.current_epoch,
+            "step": trainer.global_step,
+            "validated_step": trainer.global_step,
+            "metrics": metrics,
+        }
+
+    def _save(self, pl_module, name: str, info: dict):
+        save_checkpoint(pl_module.eval_model, self.out_dir / f"{name}.safetensors", metadata=info)
+
+
+def read_history(out_dir: str | Path) -> list[dict]:
+    """The CSV training log of a run, all attempts (resumes) joined in step order; where a
+    resumed attempt repeats steps, its rows replace the earlier ones."""
+    rows: list[dict] = []
+    versions = sorted(
+        Path(out_dir, "logs").glob("version_*"), key=lambda p: int(p.name.split("_")[1])
+    )
+    for version in versions:
+        with open(version / "metrics.csv", newline="") as f:
+            new = [r for r in csv.DictReader(f)]
+        if new:
+            first = min(int(r["step"]) for r in new)
+            rows = [r for r in rows if int(r["step"]) < first] + new
+    return rows
+
+
+def _loaders(cfg: TrainConfig, data: Path):
+    with open_dataset(data) as ds:
+        n, scale, attrs = len(ds), ds.scale, ds.attrs
+    if cfg.scale is not None and cfg.scale != scale:
+        raise LensrError(f"config asks for scale {cfg.scale}, but {data} has scale {scale}")
+    train_pos, val_pos = split_indices(n, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    train_set = PairPatches(data, train_pos, patch=cfg.patch, seed=cfg.seed)
+    val_set = FullImages(data, val_pos[: cfg.max_val_images])
+    workers = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
+    train = DataLoader(
+        train_set,
+        batch_size=cfg.batch_size,
+        sampler=EpochSampler(len(train_set), seed=cfg.seed),
+        **workers,
+    )
+    val = DataLoader(val_set, batch_size=8, **workers)
+    provenance = {
+        "path": str(data),
+        "preset": str(attrs.get("preset", attrs.get("producer", ""))),
+        "seed": int(attrs["seed"]) if "seed" in attrs else None,
+        "n_train": len(train_pos),
+        "n_val": len(val_set),
+    }
+    return train, val, scale, provenance
+
+
+def build_module(cfg: TrainConfig, *, scale: int, total_steps: int) -> SRModule:
+    """The model (seeded) wrapped in its Lightning module (GAN when the model asks for it)."""
+    info = get_model_info(cfg.model)
+    if not info.trainable or info.family != "sr":
+        raise LensrError(f"{cfg.model!r} is not a trainable SR model (see `lensr models`)")
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, scale=scale, **cfg.model_kwargs)
+    if info.gan and cfg.gan is None:
+        cfg = cfg.model_copy(update={"gan": GANConfig()})
+    if cfg.gan is not None:
+        disc = create_discriminator(cfg.gan.discriminator, **cfg.gan.discriminator_kwargs)
+        return GANModule(model=model, discriminator=disc, cfg=cfg, total_steps=total_steps)
+    return SRModule(model=model, cfg=cfg, total_steps=total_steps)
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    data: str | Path,
+    out_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: list[Callback] | None = None,
+) -> TrainResult:
+    """Train ``cfg.model`` on ``data`` into ``out_dir``.
+
+    >>> result = train(TrainConfig(model="rcan-tiny", max_epochs=5), data="sim.h5",
+    ...                out_dir="runs/rcan-tiny")
+    >>> result.best, result.best_metrics["metrics"]["val_psnr"]
+    """
+    data, out_dir = Path(data), Path(out_dir)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    config_file = out_dir / "train_config.json"
+    ckpt = out_dir / "lightning" / "last.ckpt"
+    if resume:
+        if not ckpt.is_file():
+            raise LensrError(f"cannot resume: {ckpt} does not exist")
+        if json.loads(config_file.read_text()) != json.loads(cfg.model_dump_json()):
+            raise LensrError(f"cannot resume: the config differs from {config_file}")
+    elif ckpt.exists():
+        raise LensrError(f"{out_dir} already holds a run: pass --resume or use a new --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_file.write_text(cfg.model_dump_json(indent=2))
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    train_loader, val_loader, scale, provenance = _loaders(cfg, data)
+    steps_per_epoch = len(train_loader)
+    total = cfg.max_steps if cfg.max_steps > 0 else cfg.max_epochs * steps_per_epoch
+    module = build_module(cfg, scale=scale, total_steps=total)
+    metadata = {
+        "normalization": NORMALIZATION,
+        "data": provenance,
+        "training": json.loads(cfg.model_dump_json()),
+    }
+    export = ExportCheckpoints(out_dir, metadata)
+    trainer = L.Trainer(
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        strategy=cfg.strategy,
+        precision=cfg.precision,
+        max_epochs=cfg.max_epochs,
+        max_steps=cfg.max_steps,
+        max_time={"minutes": cfg.max_time_minutes} if cfg.max_time_minutes else None,
+        gradient_clip_val=None if isinstance(module, GANModule) else cfg.grad_clip,
+        val_check_interval=cfg.val_check_interval,
+        check_val_every_n_epoch=None if cfg.val_check_interval else 1,
+        callbacks=[export]
+        + ([TQDMProgressBar(refresh_rate=10)] if progress else [])
+        + list(callbacks or []),
+        # A new log version per attempt: resuming must not overwrite the history so far.
+        logger=[
+            CSVLogger(out_dir, name="logs"),
+            TensorBoardLogger(out_dir, name="tb", default_hp_metric=False),
+        ],
+        enable_checkpointing=False,
+        log_every_n_steps=min(10, steps_per_epoch),
+        num_sanity_val_steps=0,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        deterministic=True,
+    )
+    trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt if resume else None)
+    if not export.best_metrics:
+        raise LensrError("training ended before the first validation: raise the budget")
+    return TrainResult(
+        out_dir=out_dir,
+        best=out_dir / "best.safetensors",
+        last=out_dir / "last.safetensors",
+        best_metrics=export.best_metrics,
+        history=Path(trainer.loggers[0].log_dir) / "metrics.csv",
+    )

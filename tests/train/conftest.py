@@ -1,0 +1,22 @@
+import pytest
+import torch
+
+from lensr.sim.run import simulate
+
+
+@pytest.fixture(scope="session")
+def tiny_h5(tmp_path_factory):
+    """24 classify-preset pairs (64 px HR, 32 px LR): enough to train for a few steps."""
+    from lensr.sim.config import load_sim_config
+
+    path = tmp_path_factory.mktemp("data") / "tiny.h5"
+    return simulate(load_sim_config("classify"), n=24, seed=0, out=path, progress=False)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # With both cores busy (CI, parallel jobs) torch's default 2 threads thrash badly.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

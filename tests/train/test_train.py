@@ -1,0 +1,130 @@
+"""Training engine: runs, exports loadable checkpoints, is deterministic and resumable."""
+
+import json
+
+import lightning as L
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lensr.errors import LensrError
+from lensr.models.checkpoint import load_checkpoint
+from lensr.train.config import TrainConfig
+from lensr.train.fit import read_history, train
+from lensr.train.lr_sweep import lr_sweep
+
+FAST = {"patch": 16, "batch_size": 4, "max_val_images": 4, "val_fraction": 0.25}
+
+
+def cfg(**kw):
+    return TrainConfig(**{"model": "fsrcnn-tiny", "max_epochs": 1, **FAST, **kw})
+
+
+def test_train_exports_checkpoints_logs_and_metadata(tiny_h5, tmp_path):
+    result = train(
+        cfg(model="rcan-tiny", ema=0.9, grad_clip=1.0),
+        data=tiny_h5,
+        out_dir=tmp_path,
+        progress=False,
+    )
+    model, meta = load_checkpoint(result.best)
+    assert meta["arch"] == "rcan-tiny" and meta["scale"] == 2
+    assert meta["normalization"]["name"] == "lr-percentile"
+    assert meta["data"]["n_train"] == 18 and meta["data"]["n_val"] == 4
+    for key in ("val_psnr", "val_ssim", "val_psnr_clean", "val_ssim_clean", "val_loss"):
+        assert key in meta["metrics"]
+    assert 0 < meta["metrics"]["val_ssim"] <= 1
+    assert result.history.read_text().startswith("epoch,step")
+    assert any((tmp_path / "tb").iterdir())
+    assert model(torch.rand(1, 1, 9, 11)).shape == (1, 1, 18, 22)
+
+
+def test_same_seed_same_weights(tiny_h5, tmp_path):
+    a = train(cfg(), data=tiny_h5, out_dir=tmp_path / "a", progress=False)
+    b = train(cfg(), data=tiny_h5, out_dir=tmp_path / "b", progress=False)
+    wa, wb = load_file(str(a.last)), load_file(str(b.last))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+class StopAtEpoch(L.Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+def test_resume_after_interruption_gives_identical_weights(tiny_h5, tmp_path):
+    config = cfg(max_epochs=3, ema=0.9, schedule="cosine")
+    straight = train(config, data=tiny_h5, out_dir=tmp_path / "straight", progress=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(
+            config,
+            data=tiny_h5,
+            out_dir=tmp_path / "resumed",
+            progress=False,
+            callbacks=[StopAtEpoch(2)],
+        )
+    with pytest.raises(LensrError, match="--resume"):
+        train(config, data=tiny_h5, out_dir=tmp_path / "resumed", progress=False)
+    resumed = train(config, data=tiny_h5, out_dir=tmp_path / "resumed", resume=True, progress=False)
+    wa, wb = load_file(str(straight.last)), load_file(str(resumed.last))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    meta = json.loads(resumed.last.with_suffix(".json").read_text())
+    assert meta["epoch"] == 2
+    steps = [int(r["step"]) for r in read_history(tmp_path / "resumed") if r.get("val_psnr")]
+    assert steps == [4, 9, 14]
+
+
+def test_srgan_trains_generator_and_discriminator(tiny_h5, tmp_path):
+    config = cfg(
+        model="srgan-tiny",
+        max_steps=7,
+        max_epochs=10,
+        gan={"discriminator": "srgan-disc-tiny", "pretrain_steps": 2},
+    )
+    result = train(config, data=tiny_h5, out_dir=tmp_path, progress=False)
+    log = result.history.read_text()
+    assert "d_loss" in log and "adv_loss" in log
+    # 5 steps per epoch: validated at step 5; `last` is still the final (step 7) weights.
+    last = json.loads(result.last.with_suffix(".json").read_text())
+    assert last["step"] == 7 and last["validated_step"] == 5
+
+
+def test_multistep_schedule_and_mse_loss(tiny_h5, tmp_path):
+    result = train(
+        cfg(model="edsr-tiny", loss="mse", schedule="multistep", max_epochs=2),
+        data=tiny_h5,
+        out_dir=tmp_path,
+        progress=False,
+    )
+    assert result.best.is_file()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"model": "bicubic"}, "not a trainable SR model"),
+        ({"model": "rcan-tny"}, "did you mean 'rcan-tiny'"),
+        ({"scale": 4}, "has scale 2"),
+        ({"patch": 40}, "larger than the LR images"),
+    ],
+)
+def test_bad_training_requests(tiny_h5, tmp_path, overrides, message):
+    with pytest.raises(LensrError, match=message):
+        train(cfg(**overrides), data=tiny_h5, out_dir=tmp_path, progress=False)
+
+
+def test_missing_dataset(tmp_path):
+    with pytest.raises(LensrError, match="does not exist"):
+        train(cfg(), data=tmp_path / "none.h5", out_dir=tmp_path / "o", progress=False)
+
+
+def test_lr_sweep_plots_one_curve_per_rate(tiny_h5, tmp_path):
+    summary = lr_sweep(
+        cfg(), data=tiny_h5, out_dir=tmp_path, lrs=(1e-3, 1e-2), steps=4, points=2, progress=False
+    )
+    assert set(summary["curves"]) == {"0.001", "0.01"}
+    assert all(len(c) == 2 for c in summary["curves"].values())
+    assert (tmp_path / "lr_sweep.png").stat().st_size > 1000
