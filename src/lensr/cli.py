@@ -22,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Super-resolution of strong gravitational lenses, and what it does to the science.",
 )
-console = Console()
+console = Console(emoji=False)
 
 
 def _version(value: bool):
@@ -264,6 +264,29 @@ def lr_sweep(
     cfg = _train_config(config, {"model": model, "batch_size": batch_size, "patch": patch})
     summary = run(cfg, data=data, out_dir=out, lrs=rates, steps=steps)
     console.print(f"best lr {summary['best_lr']:g}; figure: {summary['figure']}")
+
+
+@app.command("run")
+def run_(
+    config: str = typer.Argument(..., help="Study YAML (or the shipped 'demo' / 'paper')."),
+    out: Path = typer.Option(None, help="Run folder (default runs/<study name>)."),
+    force: list[str] = typer.Option(
+        [],
+        help="Rerun this stage (and what depends on it); repeatable, e.g. --force train:rcan-tiny.",
+    ),
+):
+    """Run a whole study (simulate, sweep, train, evaluate, report) with cached stages."""
+    from lensr.pipeline import run_study
+
+    run_dir = run_study(config, out=out, force=force)
+    report = run_dir / "report.html"
+    console.print(f"report: {report.resolve()}" if report.exists() else f"run folder: {run_dir}")
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("runs/demo"), help="Run folder.")):
+    """The demo study on CPU in minutes (same as `lensr run demo`); ends with the report path."""
+    run_(config="demo", out=out, force=[])
 
 
 def main():
