@@ -63,3 +63,13 @@ def test_corrupt_dataset_is_reported(tmp_path, monkeypatch, capsys):
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 50)
     code, captured = run_main(["inspect", str(bad)], monkeypatch, capsys)
     assert code == 2 and "not a readable HDF5 file" in captured.err
+
+
+def test_models_lists_every_registered_model_with_its_size():
+    from lensr.models import list_models
+
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0, result.output
+    for info in list_models():
+        assert info.name in result.output
+    assert "15,442,337" in result.output  # RCAN at its published size
