@@ -128,3 +128,13 @@ def test_lr_sweep_plots_one_curve_per_rate(tiny_h5, tmp_path):
     assert set(summary["curves"]) == {"0.001", "0.01"}
     assert all(len(c) == 2 for c in summary["curves"].values())
     assert (tmp_path / "lr_sweep.png").stat().st_size > 1000
+
+
+def test_training_on_one_class_only(tiny_h5, tmp_path):
+    result = train(
+        cfg(classes=["cdm"], val_fraction=0.25), data=tiny_h5, out_dir=tmp_path, progress=False
+    )
+    meta = json.loads(result.best.with_suffix(".json").read_text())
+    assert meta["data"]["classes"] == ["cdm"] and meta["data"]["n_train"] == 6
+    with pytest.raises(LensrError, match="no class 'wdm'"):
+        train(cfg(classes=["wdm"]), data=tiny_h5, out_dir=tmp_path / "x", progress=False)

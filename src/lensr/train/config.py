@@ -29,6 +29,8 @@ class TrainConfig(Strict):
     model_kwargs: dict = Field(default_factory=dict)
     scale: int | None = None
     """Must match the dataset's HR/LR ratio; None takes it from the data."""
+    classes: list[str] | None = None
+    """Train (and validate) only on images of these classes, e.g. ["cdm"]; None: all."""
     val_fraction: float = Field(0.1, gt=0, lt=1)
     max_val_images: int = Field(64, ge=1)
     patch: int = Field(48, ge=8)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -130,10 +131,17 @@ def read_history(out_dir: str | Path) -> list[dict]:
 
 def _loaders(cfg: TrainConfig, data: Path):
     with open_dataset(data) as ds:
-        n, scale, attrs = len(ds), ds.scale, ds.attrs
+        scale, attrs, labels, names = ds.scale, ds.attrs, ds.labels, ds.class_names
     if cfg.scale is not None and cfg.scale != scale:
         raise LensrError(f"config asks for scale {cfg.scale}, but {data} has scale {scale}")
-    train_pos, val_pos = split_indices(n, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    usable = np.arange(len(labels))
+    if cfg.classes is not None:
+        unknown = [c for c in cfg.classes if c not in names]
+        if unknown:
+            raise LensrError(f"{data} has no class {unknown[0]!r} (classes: {', '.join(names)})")
+        usable = np.flatnonzero(np.isin(labels, [names.index(c) for c in cfg.classes]))
+    train_idx, val_idx = split_indices(len(usable), val_fraction=cfg.val_fraction, seed=cfg.seed)
+    train_pos, val_pos = usable[train_idx], usable[val_idx]
     train_set = PairPatches(data, train_pos, patch=cfg.patch, seed=cfg.seed)
     val_set = FullImages(data, val_pos[: cfg.max_val_images])
     workers = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
@@ -150,6 +158,7 @@ def _loaders(cfg: TrainConfig, data: Path):
         "seed": int(attrs["seed"]) if "seed" in attrs else None,
         "n_train": len(train_pos),
         "n_val": len(val_set),
+        "classes": cfg.classes or names,
     }
     return train, val, scale, provenance
 
