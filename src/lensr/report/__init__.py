@@ -1,0 +1,12 @@
+"""The HTML report of a study run: one self-contained page (``lensr report RUN_DIR``).
+
+>>> from lensr.report import build_report
+>>> build_report("runs/demo")          # -> runs/demo/report.html
+
+Sections are builder functions in :data:`lensr.report.html.SECTIONS`; see that module to
+add one.
+"""
+
+from lensr.report.html import SECTIONS, build_report, section
+
+__all__ = ["SECTIONS", "build_report", "section"]
