@@ -1,0 +1,65 @@
+"""The ``lensr evaluate`` command: a thin Typer layer over :func:`lensr.eval.evaluate.evaluate`.
+
+Registered in ``lensr.cli`` as ``app.command("evaluate")(evaluate_command)``. The work
+is imported lazily so that ``lensr --help`` stays instant.
+
+Example (shell)::
+
+    lensr evaluate --data test.h5 --models runs/a/models/rcan-tiny/best.safetensors \\
+        --models runs/b/models/edsr/best.safetensors --baselines bilinear,bicubic --out eval/
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+
+console = Console()
+
+
+def model_specs(baselines: str, models: list[str]) -> list[str]:
+    """Baselines (comma-separated, "" for none) first, then the checkpoints, in order.
+
+    Example::
+
+        model_specs("bilinear, bicubic", ["a/best.safetensors"])
+        # ['bilinear', 'bicubic', 'a/best.safetensors']
+    """
+    return [b.strip() for b in baselines.split(",") if b.strip()] + [str(m) for m in models]
+
+
+def evaluate_command(
+    data: Path = typer.Option(..., help="The lensr HDF5 dataset to evaluate on (test split)."),
+    models: list[str] = typer.Option(
+        [],
+        "--models",
+        help="A checkpoint .safetensors path (or a baseline name); repeat for several.",
+    ),
+    baselines: str = typer.Option(
+        "bilinear,bicubic", help='Comma-separated baselines to include ("" for none).'
+    ),
+    out: Path = typer.Option(
+        ..., help="Output folder: metrics.json/.csv, table.md, comparison.png, residuals.png."
+    ),
+    max_images: int = typer.Option(None, help="Evaluate only the first N images (default: all)."),
+    batch_size: int = typer.Option(16, help="Images per model call."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap intervals."),
+    device: str = typer.Option("cpu", help="Torch device: cpu, cuda, cuda:1, mps."),
+):
+    """Score baselines and checkpoints on a dataset: PSNR/SSIM with CIs, gains, figures."""
+    from lensr.eval.evaluate import evaluate
+
+    evaluate(
+        data,
+        model_specs(baselines, models),
+        out_dir=out,
+        max_images=max_images,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+    )
+    console.print(Markdown((out / "table.md").read_text()))
+    console.print(f"wrote {out}", highlight=False, soft_wrap=True)
