@@ -289,6 +289,18 @@ def demo(out: Path = typer.Option(Path("runs/demo"), help="Run folder.")):
     run_(config="demo", out=out, force=[])
 
 
+def _register_stage_commands():
+    # Stage commands live beside their stage; the CLI only collects them.
+    from lensr.eval.commands import evaluate_command
+    from lensr.report.commands import report_command
+
+    app.command("evaluate")(evaluate_command)
+    app.command("report")(report_command)
+
+
+_register_stage_commands()
+
+
 def main():
     """Console entry point: user errors print one line and exit with status 2."""
     try:

@@ -57,7 +57,10 @@ def _describe(error: dict, model: type[BaseModel]) -> str:
     if error["type"] == "missing":
         return f"missing key '{loc}'"
     msg = error["msg"].removeprefix("Value error, ")
-    return f"'{loc}': {msg} (got {error.get('input')!r})"
+    where = f"'{loc}': " if error["loc"] else ""
+    got = repr(error.get("input"))
+    # Whole sections as "input" would drown the message: show only short values.
+    return f"{where}{msg}" + (f" (got {got})" if len(got) <= 60 else "")
 
 
 def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:

@@ -173,7 +173,7 @@ def plan_data(study: StudyConfig, run_dir: Path) -> list[Stage]:
             simulate(sim, n=n, seed=seed, out=out, workers=study.workers, overwrite=True)
             with open_dataset(out) as ds:
                 summary = summarize(ds)
-                preview_grid(ds, out.with_suffix(".png"))
+                preview_grid(ds, out.with_suffix(".png"), per_class=2)
             out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
             return [out, out.with_suffix(".png"), out.with_suffix(".json")]
 

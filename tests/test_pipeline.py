@@ -1,0 +1,127 @@
+"""The study pipeline: a tiny end-to-end run, caching, forced and changed stages."""
+
+import json
+from html.parser import HTMLParser
+
+import pytest
+import torch
+import yaml
+
+from lensr.errors import LensrError
+from lensr.pipeline import run_study
+
+STUDY = {
+    "name": "tiny",
+    "seed": 0,
+    "threads": 1,
+    "datasets": {
+        "train": {"preset": "classify", "n": 24},
+        "test": {"preset": "classify", "n": 6},
+    },
+    "lr_sweep": {
+        "dataset": "train",
+        "model": "fsrcnn-tiny",
+        "lrs": [1e-3, 1e-2],
+        "steps": 4,
+        "points": 2,
+    },
+    "train_defaults": {
+        "patch": 16,
+        "batch_size": 4,
+        "max_val_images": 4,
+        "val_fraction": 0.25,
+        "max_epochs": 1,
+    },
+    "models": {"f": {"dataset": "train", "train": {"model": "fsrcnn-tiny"}}},
+    "evaluate": {"t": {"dataset": "test", "models": ["f"]}},
+}
+
+
+class Headings(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.h2, self._in = [], False
+
+    def handle_starttag(self, tag, attrs):
+        self._in = tag == "h2"
+
+    def handle_data(self, data):
+        if self._in and data.strip():
+            self.h2.append(data.strip())
+            self._in = False
+
+
+def write(path, study):
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def statuses(run_dir):
+    return {
+        k: v["status"]
+        for k, v in json.loads((run_dir / "stages.json").read_text())["stages"].items()
+    }
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_tiny_study_end_to_end_then_cached_then_changed(tmp_path):
+    config = write(tmp_path / "study.yaml", STUDY)
+    run_dir = run_study(config, out=tmp_path / "run")
+    assert set(statuses(run_dir).values()) == {"done"}
+    parser = Headings()
+    parser.feed((run_dir / "report.html").read_text())
+    for section in ("Data", "Learning rate", "Training", "Results", "Pipeline", "Environment"):
+        assert any(section in h for h in parser.h2), (section, parser.h2)
+    best = run_dir / "models" / "f" / "best.safetensors"
+    mtime = best.stat().st_mtime_ns
+
+    # Unchanged config: nothing runs, nothing is rewritten.
+    run_study(config, out=run_dir)
+    assert set(statuses(run_dir).values()) == {"cached"}
+    assert best.stat().st_mtime_ns == mtime
+
+    # A changed training budget reruns that model and what reads it, nothing else.
+    changed = json.loads(json.dumps(STUDY))
+    changed["models"]["f"]["train"]["lr"] = 1e-3
+    run_study(write(tmp_path / "study.yaml", changed), out=run_dir)
+    s = statuses(run_dir)
+    assert s["train:f"] == s["eval:t"] == s["report"] == "done"
+    assert s["data:train"] == s["data:test"] == s["lr_sweep"] == "cached"
+
+    # --force reruns one stage and its dependants.
+    run_study(config := write(tmp_path / "study.yaml", changed), out=run_dir, force=["data:test"])
+    s = statuses(run_dir)
+    assert s["data:test"] == s["eval:t"] == "done" and s["train:f"] == "cached"
+    with pytest.raises(LensrError, match="no such stage"):
+        run_study(config, out=run_dir, force=["train:nope"])
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"models": {"f": {"dataset": "nope"}}}, "models.f refers to unknown dataset 'nope'"),
+        ({"evaluate": {"t": {"dataset": "test", "models": ["g"]}}}, "unknown model 'g'"),
+        (
+            {
+                "datasets": {
+                    **STUDY["datasets"],
+                    "train": {"preset": "classify", "n": 24, "overrides": {"hr_size": 63}},
+                }
+            },
+            "not a multiple of scale",
+        ),
+        ({"train_defaults": {"patchsize": 3}}, "unknown key 'patchsize'"),
+    ],
+)
+def test_bad_study_configs_fail_before_any_work(tmp_path, patch, message):
+    config = write(tmp_path / "s.yaml", {**STUDY, **patch})
+    with pytest.raises(LensrError, match=message) as info:
+        run_study(config, out=tmp_path / "run")
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
+    assert not (tmp_path / "run" / "data").exists()
