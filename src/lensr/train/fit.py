@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,8 +187,12 @@ def train(
     resume: bool = False,
     progress: bool = True,
     callbacks: list[Callback] | None = None,
+    module_factory: Callable[..., SRModule] | None = None,
 ) -> TrainResult:
     """Train ``cfg.model`` on ``data`` into ``out_dir``.
+
+    ``module_factory(cfg, scale=, total_steps=)`` replaces :func:`build_module`, e.g. to
+    train an already loaded model (fine-tuning, :mod:`lensr.train.finetune`).
 
     >>> result = train(TrainConfig(model="rcan-tiny", max_epochs=5), data="sim.h5",
     ...                out_dir="runs/rcan-tiny")
@@ -212,7 +217,7 @@ def train(
     train_loader, val_loader, scale, provenance = _loaders(cfg, data)
     steps_per_epoch = len(train_loader)
     total = cfg.max_steps if cfg.max_steps > 0 else cfg.max_epochs * steps_per_epoch
-    module = build_module(cfg, scale=scale, total_steps=total)
+    module = (module_factory or build_module)(cfg, scale=scale, total_steps=total)
     metadata = {
         "normalization": NORMALIZATION,
         "data": provenance,
