@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 
 from lensr.errors import LensrError  # noqa: E402
 from lensr.report import SECTIONS, build_report, section  # noqa: E402
-from lensr.report.html import fmt, fmt_stat  # noqa: E402
+from lensr.report.components import fmt, fmt_stat  # noqa: E402
 from lensr.report.plots import training_curves_figure  # noqa: E402
 
 HEADINGS = ["Data", "Learning rate", "Training", "Results", "Pipeline", "Environment"]

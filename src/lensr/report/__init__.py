@@ -7,6 +7,8 @@ Sections are builder functions in :data:`lensr.report.html.SECTIONS`; see that m
 add one.
 """
 
-from lensr.report.html import SECTIONS, build_report, section
+from lensr.report.components import section
+from lensr.report.html import build_report
+from lensr.report.sections import SECTIONS
 
 __all__ = ["SECTIONS", "build_report", "section"]
