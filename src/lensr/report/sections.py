@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from pathlib import Path
 
@@ -39,24 +38,28 @@ def _gain(summary: dict, *, kind: str, unit: str) -> str:
     return f"<strong>{fmt(summary['mean'], kind=kind, sign=True)} {esc(unit)}</strong>{interval}"
 
 
-def _headline_for(metrics: dict, name: str) -> str:
-    """One sentence: how the model with the largest PSNR gain compares with bicubic."""
+def _headline_for(metrics: dict, name: str) -> list[str]:
+    """One sentence per trained network: its gain over bicubic, with intervals."""
     gains = metrics["gains_vs_bicubic"]
     target = "clean" if gains.get("clean") else next(iter(gains))
-    per_model = gains[target]
+    baselines = {m["name"] for m in metrics.get("models", []) if m.get("params") == 0}
+    per_model = {m: g for m, g in gains[target].items() if m not in baselines}
     if not per_model:
-        raise ValueError("gains_vs_bicubic is empty")
-    best = max(per_model, key=lambda m: _finite(per_model[m]["psnr"]["mean"]) or -math.inf)
-    psnr, ssim = per_model[best]["psnr"], per_model[best]["ssim"]
-    verb = "beats bicubic by" if (_finite(psnr["mean"]) or 0.0) > 0 else "vs bicubic:"
+        raise ValueError("no trained model in gains_vs_bicubic")
     against = f"the {TARGET_LABELS.get(target, target)}"
-    return (
-        f"<strong>{esc(best)}</strong> {verb} "
-        f"{_gain(psnr, kind='psnr', unit='dB PSNR')} and {_gain(ssim, kind='ssim', unit='SSIM')} "
-        f"against {esc(against)} "
-        f'<span class="muted">(eval “{esc(name)}”, {fmt(metrics.get("n"), kind="int")} images '
-        f"of {esc(metrics.get('dataset', '?'))}, 95 % bootstrap intervals)</span>"
-    )
+    lines = []
+    for model in sorted(per_model, key=lambda m: -(_finite(per_model[m]["psnr"]["mean"]) or 0)):
+        psnr, ssim = per_model[model]["psnr"], per_model[model]["ssim"]
+        better = (_finite(psnr["ci_low"]) or 0) > 0 and (_finite(ssim["ci_low"]) or 0) > 0
+        verb = "beats bicubic by" if better else "vs bicubic:"
+        lines.append(
+            f"<strong>{esc(model)}</strong> {verb} "
+            f"{_gain(psnr, kind='psnr', unit='dB PSNR')} and "
+            f"{_gain(ssim, kind='ssim', unit='SSIM')} against {esc(against)} "
+            f'<span class="muted">(eval “{esc(name)}”, {fmt(metrics.get("n"), kind="int")} '
+            f"images, 95 % bootstrap intervals)</span>"
+        )
+    return lines
 
 
 def _study_name(run_dir: Path) -> str:
@@ -76,7 +79,9 @@ def header(run_dir: Path) -> str:
     lines = []
     for d in _eval_dirs(run_dir):
         try:
-            lines.append(f"<p>{_headline_for(read_json(d / 'metrics.json'), d.name)}</p>")
+            lines += [
+                f"<p>{line}</p>" for line in _headline_for(read_json(d / "metrics.json"), d.name)
+            ]
         except Exception:  # noqa: BLE001 - the Results section shows the note
             continue
     headline = '<div class="headline">' + "\n".join(lines) + "</div>" if lines else ""
