@@ -292,8 +292,10 @@ def demo(out: Path = typer.Option(Path("runs/demo"), help="Run folder.")):
 def _register_stage_commands():
     # Stage commands live beside their stage; the CLI only collects them.
     from lensr.eval.commands import evaluate_command
+    from lensr.infer.commands import upscale_command
     from lensr.report.commands import report_command
 
+    app.command("upscale")(upscale_command)
     app.command("evaluate")(evaluate_command)
     app.command("report")(report_command)
 
