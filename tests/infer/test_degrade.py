@@ -1,0 +1,48 @@
+"""The LR instrument operator reproduces the simulator and is a true adjoint pair."""
+
+import numpy as np
+import torch
+
+from lensr.data.store import open_dataset
+from lensr.infer.degrade import Degradation, instrument_for
+from lensr.sim.psf import psf_kernel
+from lensr.sim.render import Renderer
+from lensr.sim.run import simulate
+
+
+def test_degrading_the_noise_free_hr_reproduces_the_simulated_lr(observed_tiny):
+    renderer = Renderer(observed_tiny)
+    for index in range(4):
+        s = renderer.render(seed=0, index=index)
+        # The LR instrument acts on the sky (the PSF-free HR-grid image), as in the simulator.
+        _, p, table, kl, ks, kll = renderer.draw(0, index)
+        sky = renderer.sky(table, kl, ks, kll)
+        k = psf_kernel(
+            kind=observed_tiny.lr.psf.type,
+            fwhm=p["lr_fwhm"],
+            beta=p["lr_beta"],
+            pixel_scale=observed_tiny.hr_pixel_scale,
+            offset=(p["offset_x"], p["offset_y"]),
+        )
+        lr = Degradation(kernels=k, scale=2)(torch.from_numpy(sky)[None, None])[0, 0].numpy()
+        rel = np.linalg.norm(lr - s.lr_clean) / np.linalg.norm(s.lr_clean)
+        assert rel < 0.01
+
+
+def test_adjoint_identity():
+    rng = np.random.default_rng(0)
+    kernels = rng.random((3, 7, 7))
+    D = Degradation(kernels=kernels / kernels.sum(axis=(1, 2), keepdims=True), scale=2)
+    x = torch.from_numpy(rng.random((3, 1, 16, 16)))
+    y = torch.from_numpy(rng.random((3, 1, 8, 8)))
+    assert torch.allclose((D(x) * y).sum(), (x * D.adjoint(y)).sum())
+
+
+def test_instrument_for_a_dataset_gives_unit_chi_square_on_the_truth(tmp_path, tiny_config):
+    path = simulate(tiny_config, n=6, seed=0, out=tmp_path / "d.h5", progress=False)
+    renderer = Renderer(tiny_config)
+    with open_dataset(path) as ds:
+        D, variance = instrument_for(ds, np.arange(6))
+        lr_clean = np.stack([renderer.render(0, i).lr_clean for i in range(6)])
+        chi2 = (ds.lr[:] - lr_clean) ** 2 / variance(lr_clean)
+    assert abs(chi2.mean() - 1.0) < 0.05
