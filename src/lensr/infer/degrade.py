@@ -5,9 +5,12 @@ mean, exactly the simulator's recipe (:mod:`lensr.sim.render`), in torch so that
 on any device, batched, and is differentiable. Each image may have its own PSF (the
 ``observed`` preset varies FWHM, shape and sub-pixel offset per image).
 
-For simulated datasets, :func:`instrument_for` rebuilds each image's LR PSF kernel and LR
-noise variance from the stored ``params`` and config, so an SR image can be degraded and
-compared with the observed LR image in units of its noise (chi-square per pixel).
+An SR image estimates the HR image, which already carries the HR PSF, so the operator that
+maps it to LR uses the *matching* kernel K with PSF_LR = PSF_HR * K (:func:`matching_kernel`);
+the sky itself maps to LR with PSF_LR. For simulated datasets, :func:`instrument_for`
+rebuilds each image's kernels and LR noise variance from the stored ``params`` and config,
+so an SR image can be degraded and compared with the observed LR image in units of its
+noise (chi-square per pixel).
 """
 
 from __future__ import annotations
@@ -73,9 +76,33 @@ class Degradation:
         return self._correlate(up / self.scale**2, torch.flip(self.kernels, dims=(-2, -1)))
 
 
-def instrument_for(ds, positions) -> tuple[Degradation, Callable[[np.ndarray], np.ndarray]]:
+def matching_kernel(k_lr: np.ndarray, k_hr: np.ndarray, *, eps: float = 1e-4) -> np.ndarray:
+    """K with ``k_hr * K ~= k_lr`` (Wiener-regularised Fourier division), same size as k_lr.
+
+    Exact for two Gaussians (K is then the Gaussian of sigma^2 = s_lr^2 - s_hr^2), close for
+    Moffat profiles, where ``eps`` (relative to the peak power of k_hr) tames the division.
+    """
+    size = k_lr.shape[0] + k_hr.shape[0]
+    size += 1 - size % 2
+    f_lr = np.fft.rfft2(k_lr, s=(size, size))
+    f_hr = np.fft.rfft2(k_hr, s=(size, size))
+    power = np.abs(f_hr) ** 2
+    full = np.fft.irfft2(f_lr * np.conj(f_hr) / (power + eps * power.max()), s=(size, size))
+    # The quotient is centred at (c_lr - c_hr); roll it to the middle, crop to k_lr's size.
+    c = (k_lr.shape[0] // 2) - (k_hr.shape[0] // 2)
+    full = np.roll(full, (size // 2 - c, size // 2 - c), axis=(0, 1))
+    h = k_lr.shape[0] // 2
+    k = full[size // 2 - h : size // 2 + h + 1, size // 2 - h : size // 2 + h + 1]
+    return k / k.sum()
+
+
+def instrument_for(
+    ds, positions, *, source: str = "hr"
+) -> tuple[Degradation, Callable[[np.ndarray], np.ndarray]]:
     """The LR instrument of images ``positions`` of a simulated dataset.
 
+    ``source="hr"`` (default) degrades HR-like images (SR outputs, the noise-free HR) with
+    the matching kernel; ``source="sky"`` degrades the PSF-free sky with the LR PSF.
     Returns ``(D, variance)`` where ``variance(lr_model)`` gives the LR noise variance per
     pixel (surface-brightness units squared) for a noise-free LR image ``lr_model`` (N, h, w):
     Poisson source + sky + read noise with each image's exposure time, as simulated.
@@ -85,16 +112,26 @@ def instrument_for(ds, positions) -> tuple[Degradation, Callable[[np.ndarray], n
         raise ValueError(f"{ds.path} has no simulation parameters: its LR instrument is unknown")
     cfg = SimConfig.model_validate(json.loads(ds.attrs["config"]))
     params = ds.params[np.asarray(positions)]
-    kernels = [
-        psf_kernel(
+    if source not in ("hr", "sky"):
+        raise ValueError(f"source must be 'hr' or 'sky', not {source!r}")
+    kernels = []
+    for p in params:
+        k = psf_kernel(
             kind=cfg.lr.psf.type,
             fwhm=p["lr_fwhm"],
             beta=p["lr_beta"],
             pixel_scale=cfg.hr_pixel_scale,
             offset=(p["offset_x"], p["offset_y"]),
         )
-        for p in params
-    ]
+        if source == "hr":
+            k_hr = psf_kernel(
+                kind=cfg.hr.psf.type,
+                fwhm=p["hr_fwhm"],
+                beta=p["hr_beta"],
+                pixel_scale=cfg.hr_pixel_scale,
+            )
+            k = matching_kernel(k, k_hr)
+        kernels.append(k)
     area = cfg.lr_pixel_scale**2
     rate = band_rate(cfg.lr, cfg.flux_zero_point) * area  # e-/s per unit surface brightness
     sky = sky_rate(cfg.lr, area)
