@@ -1,0 +1,337 @@
+"""Classification metrics (vs scikit-learn), evaluation, hallucination audit and commands."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import typer
+import yaml
+from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
+
+from lensr.errors import LensrError
+from lensr.eval.classification import (
+    HR,
+    LR,
+    SR_ALL,
+    SR_CDM,
+    downsample_curve,
+    evaluate_classifier,
+    hallucination_audit,
+    normalize_images,
+    predict,
+    prediction_shift,
+    roc_curves,
+)
+from lensr.eval.classify_commands import (
+    classify_audit_command,
+    classify_eval_command,
+    classify_train_command,
+    parse_sr_specs,
+)
+from lensr.models import create_model
+from lensr.models.checkpoint import save_checkpoint
+from lensr.train.classifier import ClassifierConfig, train_classifier
+
+NAMES = ["none", "cdm", "axion"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # With both cores busy torch's default threads make convolutions ~100x slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    """30 classify-preset lenses (64 px HR, 32 px LR), classes cycling none/cdm/axion."""
+    from lensr.sim.config import load_sim_config
+    from lensr.sim.run import simulate
+
+    path = tmp_path_factory.mktemp("sim") / "c.h5"
+    return simulate(load_sim_config("classify"), n=30, seed=0, out=path, progress=False)
+
+
+@pytest.fixture(scope="module")
+def models(sim, tmp_path_factory):
+    """A briefly trained classifier and two untrained tiny SR checkpoints."""
+    root = tmp_path_factory.mktemp("models")
+    torch.set_num_threads(1)
+    cfg = ClassifierConfig(
+        model_kwargs={"small_input": False},
+        batch_size=8,
+        max_steps=2,
+        val_fraction=0.2,
+        bn_recalibration_images=8,
+    )
+    clf = train_classifier(cfg, data=sim, out_dir=root / "clf", progress=False).best
+    torch.manual_seed(0)
+    sr_all = save_checkpoint(
+        create_model("fsrcnn-tiny"), root / "sr.safetensors", metadata={"data": {"classes": NAMES}}
+    )
+    sr_cdm = save_checkpoint(
+        create_model("fsrcnn-tiny"),
+        root / "cdm.safetensors",
+        metadata={"data": {"classes": ["cdm"]}},
+    )
+    return {"classifier": clf, "sr_all": sr_all, "sr_cdm": sr_cdm, "root": root}
+
+
+def fake_classifier(path, *, num_classes=3, class_names=NAMES, input_size=(64, 64)):
+    model = create_model("resnet18", num_classes=num_classes, small_input=False)
+    meta = {"task": "classification", "class_names": class_names, "input_size": list(input_size)}
+    return save_checkpoint(model, path, metadata=meta)
+
+
+# roc_curves ---------------------------------------------------------------------------------
+
+
+def test_roc_matches_scikit_learn_on_random_scores():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 200)
+    logits = rng.normal(size=(200, 3)) + 1.5 * np.eye(3)[labels]
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    r = roc_curves(labels, probs, NAMES)
+    for k, name in enumerate(NAMES):
+        assert r["auc"][name] == pytest.approx(roc_auc_score(labels == k, probs[:, k]), abs=1e-12)
+        assert r["roc"][name]["fpr"][0] == 0 and r["roc"][name]["tpr"][-1] == 1
+    macro = roc_auc_score(labels, probs, multi_class="ovr", average="macro")
+    assert r["macro_auc"] == pytest.approx(macro, abs=1e-12)
+
+
+def test_roc_known_values_perfect_and_random():
+    # scikit-learn's documented example: AUC 0.75.
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.65, 0.35], [0.2, 0.8]])
+    assert roc_curves([0, 0, 1, 1], probs, ["a", "b"])["auc"]["b"] == pytest.approx(0.75)
+    perfect = roc_curves([0, 1, 2, 0, 1, 2], np.eye(3)[[0, 1, 2, 0, 1, 2]], NAMES)
+    assert perfect["macro_auc"] == 1.0 and set(perfect["auc"].values()) == {1.0}
+    constant = roc_curves([0, 1, 2, 0, 1, 2], np.full((6, 3), 1 / 3), NAMES)
+    assert constant["macro_auc"] == 0.5
+
+
+def test_roc_absent_class_is_nan_and_left_out_of_the_macro_average():
+    probs = np.array([[0.8, 0.1, 0.1], [0.3, 0.6, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1]])
+    r = roc_curves([0, 1, 0, 1], probs, NAMES)
+    assert np.isnan(r["auc"]["axion"]) and len(r["roc"]["axion"]["fpr"]) == 0
+    assert r["macro_auc"] == pytest.approx((r["auc"]["none"] + r["auc"]["cdm"]) / 2)
+    with pytest.raises(LensrError, match=r"probs must be \(N, 3\)"):
+        roc_curves([0, 1], np.ones((2, 2)), NAMES)
+
+
+def test_downsample_curve_keeps_ends():
+    fpr, tpr = np.linspace(0, 1, 1000), np.sqrt(np.linspace(0, 1, 1000))
+    f, t = downsample_curve(fpr, tpr)
+    assert len(f) <= 200 and f[0] == 0 and f[-1] == 1 and t[-1] == 1
+
+
+def test_prediction_shift_rows_are_fractions():
+    shift = prediction_shift([0, 0, 1, 1], np.eye(3)[[0, 1, 1, 1]], NAMES)
+    assert shift["none"] == {"none": 0.5, "cdm": 0.5, "axion": 0.0}
+    assert shift["cdm"]["cdm"] == 1.0 and np.isnan(shift["axion"]["none"])
+
+
+# predict ------------------------------------------------------------------------------------
+
+
+def test_predict_is_scale_free_and_normalised():
+    torch.manual_seed(0)
+    model = create_model("resnet18", small_input=False)
+    images = np.random.default_rng(0).random((5, 32, 32)).astype(np.float32) + 0.1
+    p = predict(model, images, batch_size=2)
+    assert p.shape == (5, 3) and np.allclose(p.sum(1), 1)
+    assert np.allclose(predict(model, images * 250.0), p, atol=1e-5)
+    assert np.percentile(normalize_images(images)[0], 99.5) == pytest.approx(1, abs=1e-6)
+    assert model.training  # mode restored
+
+
+# evaluate_classifier --------------------------------------------------------------------------
+
+
+def test_evaluate_classifier_end_to_end(sim, models, tmp_path):
+    out = tmp_path / "cls"
+    r = evaluate_classifier(
+        models["classifier"],
+        sim,
+        sr_models={"fsrcnn": str(models["sr_all"])},
+        out_dir=out,
+        progress=False,
+    )
+    assert list(r["variants"]) == [HR, LR, "SR: fsrcnn"]
+    assert r["n"] == 30 and r["class_names"] == NAMES
+    assert r["class_counts"] == {"none": 10, "cdm": 10, "axion": 10}
+    for v in r["variants"].values():
+        assert set(v) == {
+            "n",
+            "accuracy",
+            "auc",
+            "macro_auc",
+            "confusion",
+            "predicted_fraction",
+            "roc",
+        }
+        confusion = np.array(v["confusion"])
+        assert confusion.sum(1).tolist() == [10, 10, 10]
+        assert v["accuracy"] == pytest.approx(np.trace(confusion) / 30)
+        assert sum(v["predicted_fraction"].values()) == pytest.approx(1)
+        assert list(confusion.sum(0) / 30) == pytest.approx(list(v["predicted_fraction"].values()))
+        assert set(v["auc"]) == set(NAMES) and 0 <= v["macro_auc"] <= 1
+        assert all(len(c["fpr"]) == len(c["tpr"]) <= 200 for c in v["roc"].values())
+    assert json.loads((out / "classification.json").read_text()) == r
+    assert r["figures"] == {"roc": "roc.png", "confusion": "confusion.png"}
+    for name in r["figures"].values():
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "classification.json",
+        "confusion.png",
+        "roc.png",
+    ]
+    small = evaluate_classifier(
+        models["classifier"], sim, out_dir=tmp_path / "s", max_images=6, progress=False
+    )
+    assert small["n"] == 6 and list(small["variants"]) == [HR, LR]
+
+
+def test_hallucination_audit_writes_its_files(sim, models, tmp_path):
+    out = tmp_path / "audit"
+    r = hallucination_audit(
+        sim,
+        sr_all=str(models["sr_all"]),
+        sr_cdm_only=str(models["sr_cdm"]),
+        classifier=models["classifier"],
+        out_dir=out,
+        examples=3,
+        progress=False,
+    )
+    assert list(r["variants"]) == [HR, SR_ALL, SR_CDM]
+    for v in r["variants"].values():
+        for row in v["prediction"].values():
+            assert sum(row.values()) == pytest.approx(1)
+    assert r["models"][SR_CDM]["trained_on"] == ["cdm"]
+    assert set(r["shift"]) == set(NAMES)
+    assert 0 <= r["changed"]["count"] <= 30
+    assert len(r["examples"]) == min(3, r["changed"]["count"])
+    for ex in r["examples"]:
+        assert ex["predicted"][HR] != ex["predicted"][SR_CDM]
+    changes = [ex["change"] for ex in r["examples"]]
+    assert json.loads((out / "hallucination.json").read_text()) == r
+    assert (out / "hallucination.png").read_bytes()[:4] == b"\x89PNG"
+    assert all(0 < c <= 1 for c in changes)
+
+
+def test_identical_sr_models_shift_nothing(sim, models, tmp_path):
+    r = hallucination_audit(
+        sim,
+        sr_all=str(models["sr_all"]),
+        sr_cdm_only=str(models["sr_all"]),
+        classifier=models["classifier"],
+        out_dir=tmp_path,
+        max_images=9,
+        progress=False,
+    )
+    assert all(v == 0 for row in r["shift"].values() for v in row.values())
+
+
+# One-line errors --------------------------------------------------------------------------------
+
+
+def test_sr_checkpoint_is_not_a_classifier(sim, models, tmp_path):
+    with pytest.raises(LensrError, match="not a classifier"):
+        evaluate_classifier(models["sr_all"], sim, out_dir=tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_class_count_mismatch(sim, tmp_path):
+    clf = fake_classifier(tmp_path / "two.safetensors", num_classes=2, class_names=["a", "b"])
+    with pytest.raises(LensrError, match="predicts 2 classes, but dataset .* has 3"):
+        evaluate_classifier(clf, sim, out_dir=tmp_path / "x", progress=False)
+
+
+def test_image_size_mismatch(sim, tmp_path):
+    clf = fake_classifier(tmp_path / "small.safetensors", input_size=(32, 32))
+    with pytest.raises(LensrError, match="trained on 32x32 px images, but .* are 64x64 px"):
+        evaluate_classifier(clf, sim, out_dir=tmp_path / "x", progress=False)
+
+
+def test_missing_dataset_and_classifier(sim, models, tmp_path):
+    with pytest.raises(LensrError, match="does not exist"):
+        evaluate_classifier(models["classifier"], tmp_path / "no.h5", out_dir=tmp_path / "x")
+    with pytest.raises(LensrError, match="not found"):
+        evaluate_classifier(tmp_path / "no.safetensors", sim, out_dir=tmp_path / "x")
+    with pytest.raises(LensrError, match="is a classifier, not an SR model"):
+        evaluate_classifier(
+            models["classifier"],
+            sim,
+            sr_models={"c": str(models["classifier"])},
+            out_dir=tmp_path / "x",
+        )
+    assert not (tmp_path / "x").exists()
+
+
+# Commands -----------------------------------------------------------------------------------------
+
+
+def test_parse_sr_specs():
+    assert parse_sr_specs(["a=x.safetensors", "bilinear"]) == {
+        "a": "x.safetensors",
+        "bilinear": "bilinear",
+    }
+    with pytest.raises(LensrError, match="given twice"):
+        parse_sr_specs(["a=x", "a=y"])
+    with pytest.raises(LensrError, match="expected NAME=SPEC"):
+        parse_sr_specs(["=x"])
+
+
+def test_commands_through_typer(sim, models, tmp_path):
+    app = typer.Typer()
+    app.command("train")(classify_train_command)
+    app.command("eval")(classify_eval_command)
+    app.command("audit")(classify_audit_command)
+    runner = CliRunner()
+    config = tmp_path / "clf.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model_kwargs": {"small_input": False},
+                "max_steps": 1,
+                "val_fraction": 0.2,
+                "bn_recalibration_images": 8,
+            }
+        )
+    )
+    args = ["train", "--data", str(sim), "--out", str(tmp_path / "clf"), "--config", str(config)]
+    result = runner.invoke(app, args + ["--batch-size", "8", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert "validation accuracy" in result.output
+    saved = json.loads((tmp_path / "clf" / "train_config.json").read_text())
+    assert saved["batch_size"] == 8 and saved["seed"] == 1 and saved["max_steps"] == 1
+
+    args = ["eval", "--data", str(sim), "--classifier", str(models["classifier"])]
+    args += ["--sr", f"tiny={models['sr_all']}", "--out", str(tmp_path / "e"), "--max-images", "6"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "SR: tiny" in result.output
+    assert json.loads((tmp_path / "e" / "classification.json").read_text())["n"] == 6
+
+    args = ["audit", "--data", str(sim), "--classifier", str(models["classifier"])]
+    args += ["--sr-all", str(models["sr_all"]), "--sr-cdm-only", str(models["sr_cdm"])]
+    result = runner.invoke(app, args + ["--out", str(tmp_path / "a"), "--max-images", "6"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a" / "hallucination.png").is_file()
+
+    bad = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(sim),
+            "--out",
+            str(tmp_path / "b"),
+            "--config",
+            str(tmp_path / "none.yaml"),
+        ],
+    )
+    assert isinstance(bad.exception, LensrError) and "does not exist" in str(bad.exception)
