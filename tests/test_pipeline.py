@@ -125,3 +125,66 @@ def test_bad_study_configs_fail_before_any_work(tmp_path, patch, message):
         run_study(config, out=tmp_path / "run")
     assert "\n" not in str(info.value) and len(str(info.value)) < 300
     assert not (tmp_path / "run" / "data").exists()
+
+
+def test_transfer_and_classification_stages_reach_the_report(tmp_path):
+    shrink = {"hr_size": 64, "hr_pixel_scale": 0.08}
+    study = {
+        **STUDY,
+        "lr_sweep": None,
+        "evaluate": {},
+        "datasets": {
+            **STUDY["datasets"],
+            "obs-train": {"preset": "observed", "n": 20, "overrides": shrink},
+            "obs-test": {"preset": "observed", "n": 6, "overrides": shrink},
+        },
+        "transfer": {
+            "source": "train",
+            "models": ["f"],
+            "domains": {"observed": {"train": "obs-train", "test": "obs-test"}},
+            "finetune": {
+                "stage1_epochs": 1,
+                "stage2_epochs": 1,
+                "batch_size": 4,
+                "patch": 16,
+                "val_fraction": 0.25,
+            },
+            "adda": {
+                "steps": 3,
+                "batch_size": 4,
+                "patch": 16,
+                "val_every": 3,
+                "val_fraction": 0.25,
+            },
+        },
+        "classify": {
+            "dataset": "train",
+            "test": "test",
+            "classifier": {
+                "max_epochs": 1,
+                "batch_size": 8,
+                "model_kwargs": {"small_input": False},
+            },
+            "sr": {"model": "fsrcnn-tiny"},
+        },
+    }
+    run_dir = run_study(write(tmp_path / "s.yaml", study), out=tmp_path / "run")
+    names = [
+        m["name"]
+        for m in json.loads(
+            (run_dir / "transfer" / "observed" / "eval" / "metrics.json").read_text()
+        )["models"]
+    ]
+    assert names == [
+        "bilinear",
+        "bicubic",
+        "f (sim only)",
+        "f (observed only)",
+        "f fine-tuned",
+        "f ADDA",
+    ]
+    audit = json.loads((run_dir / "classify" / "audit" / "hallucination.json").read_text())
+    assert set(audit["variants"]) == {"HR", "SR (all classes)", "SR (cdm only)"}
+    parser = Headings()
+    parser.feed((run_dir / "report.html").read_text())
+    assert any("Transfer" in h for h in parser.h2) and any("Classification" in h for h in parser.h2)

@@ -291,11 +291,28 @@ def demo(out: Path = typer.Option(Path("runs/demo"), help="Run folder.")):
 
 def _register_stage_commands():
     # Stage commands live beside their stage; the CLI only collects them.
+    from lensr.eval.classify_commands import (
+        classify_audit_command,
+        classify_eval_command,
+        classify_train_command,
+    )
     from lensr.eval.commands import evaluate_command
     from lensr.infer.commands import upscale_command
     from lensr.report.commands import report_command
+    from lensr.train.transfer_commands import adda_command, finetune_command
 
+    classify = typer.Typer(
+        no_args_is_help=True,
+        help="Substructure classification: "
+        "train a ResNet-18 on HR, test it on HR, LR and SR images.",
+    )
+    classify.command("train")(classify_train_command)
+    classify.command("eval")(classify_eval_command)
+    classify.command("audit")(classify_audit_command)
+    app.add_typer(classify, name="classify")
     app.command("upscale")(upscale_command)
+    app.command("finetune")(finetune_command)
+    app.command("adda")(adda_command)
     app.command("evaluate")(evaluate_command)
     app.command("report")(report_command)
 

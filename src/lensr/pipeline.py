@@ -7,7 +7,9 @@ fingerprint is unchanged and whose outputs exist, and reruns what changed (and e
 downstream of it). ``--force STAGE`` reruns one stage (and so its dependants).
 
 Run folder: ``study.yaml``, ``stages.json``, ``environment.json``, ``data/``, ``lr_sweep/``,
-``models/<name>/``, ``eval/<name>/``, ``report.html``.
+``models/<name>/``, ``eval/<name>/``, ``transfer/<domain>/{<model>-<variant>,eval}/``,
+``classify/{classifier,sr-all,sr-cdm,eval,audit}/``,
+``report.html``.
 
 Later stages (transfer learning, classification) plug in by adding a planner to
 ``PLANNERS``: a function ``(study, run_dir) -> list[Stage]``.
@@ -76,6 +78,47 @@ class EvalSpec(Strict):
     max_images: int | None = Field(None, ge=1)
 
 
+class ClassifySpec(Strict):
+    """The classification study: a ResNet-18 trained on HR, tested on HR, LR and SR images,
+    and the hallucination audit (an SR model trained only on ``cdm``)."""
+
+    dataset: str
+    """Training set (the `classify` preset: balanced classes, HR 64 / LR 32)."""
+    test: str
+    classifier: dict = Field(default_factory=dict)
+    """ClassifierConfig keys (see `lensr classify train --help`)."""
+    sr: dict = Field(default_factory=lambda: {"model": "rcan-tiny"})
+    """TrainConfig keys of the SR model (over train_defaults), trained on all classes."""
+    hallucination: bool = True
+    """Also train the same SR model on cdm lenses only and audit what it does to the rest."""
+    max_images: int | None = Field(None, ge=1)
+
+
+class DomainSpec(Strict):
+    """A target domain: its training pairs (fine-tuning, unpaired LR for ADDA) and test pairs."""
+
+    train: str
+    test: str
+
+
+class TransferSpec(Strict):
+    """From simulation to telescope-like data: per domain and model, compare no transfer,
+    training on the domain only, fine-tuning and ADDA on the domain's test split."""
+
+    source: str
+    """The simulated dataset the models were trained on (ADDA's source LR images)."""
+    models: list[str]
+    domains: dict[str, DomainSpec]
+    finetune: dict = Field(default_factory=dict)
+    """FinetuneConfig keys (`lensr finetune --help`)."""
+    adda: dict = Field(default_factory=dict)
+    """ADDAConfig keys (`lensr adda --help`)."""
+    scratch: dict = Field(default_factory=dict)
+    """TrainConfig keys over each model's own config, for training on the domain only."""
+    baselines: list[str] = Field(default_factory=lambda: ["bilinear", "bicubic"])
+    max_images: int | None = Field(None, ge=1)
+
+
 class StudyConfig(Strict):
     name: str = "study"
     seed: int = 0
@@ -88,9 +131,9 @@ class StudyConfig(Strict):
     train_defaults: dict = Field(default_factory=dict)
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     evaluate: dict[str, EvalSpec] = Field(default_factory=dict)
+    transfer: TransferSpec | None = None
+    classify: ClassifySpec | None = None
     report: bool = True
-    extra: dict = Field(default_factory=dict)
-    """Sections of later stages (e.g. transfer, classify), validated by their planners."""
 
     @model_validator(mode="after")
     def _references(self):
@@ -107,6 +150,16 @@ class StudyConfig(Strict):
             need("dataset", spec.dataset, self.datasets, f"evaluate.{name}")
             for model in spec.models:
                 need("model", model, self.models, f"evaluate.{name}")
+        if self.transfer:
+            need("dataset", self.transfer.source, self.datasets, "transfer.source")
+            for model in self.transfer.models:
+                need("model", model, self.models, "transfer.models")
+            for name, d in self.transfer.domains.items():
+                need("dataset", d.train, self.datasets, f"transfer.domains.{name}")
+                need("dataset", d.test, self.datasets, f"transfer.domains.{name}")
+        if self.classify:
+            need("dataset", self.classify.dataset, self.datasets, "classify")
+            need("dataset", self.classify.test, self.datasets, "classify.test")
         return self
 
 
@@ -287,10 +340,218 @@ def plan_evaluation(study: StudyConfig, run_dir: Path) -> list[Stage]:
     return stages
 
 
+TRANSFER_VARIANTS = {
+    "sim": "{m} (sim only)",
+    "scratch": "{m} ({d} only)",
+    "finetune": "{m} fine-tuned",
+    "adda": "{m} ADDA",
+}
+"""Display names of the transfer variants in the tables."""
+
+
+def plan_transfer(study: StudyConfig, run_dir: Path) -> list[Stage]:
+    from lensr.train.adda import ADDAConfig
+    from lensr.train.finetune import FinetuneConfig
+
+    spec = study.transfer
+    if spec is None:
+        return []
+    base = {"seed": study.seed, "threads": study.threads}
+    ft_cfg = validate(FinetuneConfig, {**base, **spec.finetune}, source="transfer.finetune")
+    adda_cfg = validate(ADDAConfig, {**base, **spec.adda}, source="transfer.adda")
+    stages = []
+    for domain, d in spec.domains.items():
+        root = run_dir / "transfer" / domain
+        target = run_dir / "data" / f"{d.train}.h5"
+        evaluated = [f"data:{d.test}"]
+        for m in spec.models:
+            source_ckpt = run_dir / "models" / m / "best.safetensors"
+            scratch_cfg = train_config(
+                study,
+                deep_update(study.models[m].train, spec.scratch),
+                source=f"transfer.scratch ({m})",
+            )
+
+            def finetune(out=root / f"{m}-finetune", ckpt=source_ckpt, target=target):
+                from lensr.train.finetune import finetune as run
+
+                return [run(ckpt, data=target, out_dir=_fresh_dir(out), cfg=ft_cfg)]
+
+            def adda(out=root / f"{m}-adda", ckpt=source_ckpt, target=target):
+                from lensr.train.adda import adda as run
+
+                return [
+                    run(
+                        ckpt,
+                        source_data=run_dir / "data" / f"{spec.source}.h5",
+                        target_data=target,
+                        out_dir=_fresh_dir(out),
+                        cfg=adda_cfg,
+                    )
+                ]
+
+            def scratch(out=root / f"{m}-scratch", cfg=scratch_cfg, target=target):
+                from lensr.train.fit import train
+
+                train(cfg, data=target, out_dir=_fresh_dir(out))
+                return [out / "best.safetensors"]
+
+            trained = f"train:{m}"
+            for variant, job, cfg, deps in (
+                ("finetune", finetune, ft_cfg, [trained, f"data:{d.train}"]),
+                ("adda", adda, adda_cfg, [trained, f"data:{d.train}", f"data:{spec.source}"]),
+                ("scratch", scratch, scratch_cfg, [f"data:{d.train}"]),
+            ):
+                name = f"transfer:{domain}:{m}:{variant}"
+                stages.append(
+                    Stage(
+                        name,
+                        cfg.model_dump(),
+                        job,
+                        deps=deps,
+                        outputs=[root / f"{m}-{variant}" / "best.safetensors"],
+                    )
+                )
+                evaluated.append(name)
+            evaluated.append(trained)
+
+        def evaluate(domain=domain, d=d, root=root):
+            from lensr.eval.evaluate import evaluate as run
+
+            specs, names = list(spec.baselines), list(spec.baselines)
+            for m in spec.models:
+                for variant, label in TRANSFER_VARIANTS.items():
+                    folder = run_dir / "models" / m if variant == "sim" else root / f"{m}-{variant}"
+                    specs.append(str(folder / "best.safetensors"))
+                    names.append(label.format(m=m, d=domain))
+            run(
+                run_dir / "data" / f"{d.test}.h5",
+                specs,
+                names=names,
+                out_dir=_fresh_dir(root / "eval"),
+                max_images=spec.max_images,
+                seed=study.seed,
+            )
+            return [root / "eval" / "metrics.json"]
+
+        stages.append(
+            Stage(
+                f"transfer:{domain}:eval",
+                {"baselines": spec.baselines, "max_images": spec.max_images},
+                evaluate,
+                deps=evaluated,
+                outputs=[root / "eval" / "metrics.json"],
+            )
+        )
+    return stages
+
+
+def plan_classification(study: StudyConfig, run_dir: Path) -> list[Stage]:
+    from lensr.train.classifier import ClassifierConfig
+
+    spec = study.classify
+    if spec is None:
+        return []
+    root = run_dir / "classify"
+    data = run_dir / "data" / f"{spec.dataset}.h5"
+    test = run_dir / "data" / f"{spec.test}.h5"
+    clf_cfg = validate(
+        ClassifierConfig,
+        {"seed": study.seed, "threads": study.threads, **spec.classifier},
+        source="classify.classifier",
+    )
+    sr_runs = {"sr-all": None, **({"sr-cdm": ["cdm"]} if spec.hallucination else {})}
+    sr_cfgs = {
+        name: train_config(study, {**spec.sr, "classes": classes}, source="classify.sr")
+        for name, classes in sr_runs.items()
+    }
+
+    def train_clf():
+        from lensr.train.classifier import train_classifier
+
+        train_classifier(clf_cfg, data=data, out_dir=_fresh_dir(root / "classifier"))
+        return [root / "classifier" / "best.safetensors"]
+
+    def train_sr(name):
+        from lensr.train.fit import train
+
+        train(sr_cfgs[name], data=data, out_dir=_fresh_dir(root / name))
+        return [root / name / "best.safetensors"]
+
+    def evaluate():
+        from lensr.eval.classification import evaluate_classifier
+
+        evaluate_classifier(
+            root / "classifier" / "best.safetensors",
+            test,
+            sr_models={"all classes": str(root / "sr-all" / "best.safetensors")},
+            out_dir=_fresh_dir(root / "eval"),
+            max_images=spec.max_images,
+        )
+        return [root / "eval" / "classification.json"]
+
+    def audit():
+        from lensr.eval.classification import hallucination_audit
+
+        hallucination_audit(
+            test,
+            sr_all=str(root / "sr-all" / "best.safetensors"),
+            sr_cdm_only=str(root / "sr-cdm" / "best.safetensors"),
+            classifier=root / "classifier" / "best.safetensors",
+            out_dir=_fresh_dir(root / "audit"),
+            max_images=spec.max_images,
+        )
+        return [root / "audit" / "hallucination.json"]
+
+    data_dep = f"data:{spec.dataset}"
+    stages = [
+        Stage(
+            "classify:classifier",
+            clf_cfg.model_dump(),
+            train_clf,
+            deps=[data_dep],
+            outputs=[root / "classifier" / "best.safetensors"],
+        )
+    ]
+    stages += [
+        Stage(
+            f"classify:{name}",
+            cfg.model_dump(),
+            lambda name=name: train_sr(name),
+            deps=[data_dep],
+            outputs=[root / name / "best.safetensors"],
+        )
+        for name, cfg in sr_cfgs.items()
+    ]
+    evaluated = ["classify:classifier", "classify:sr-all", f"data:{spec.test}"]
+    stages.append(
+        Stage(
+            "classify:eval",
+            {"max_images": spec.max_images},
+            evaluate,
+            deps=evaluated,
+            outputs=[root / "eval" / "classification.json"],
+        )
+    )
+    if spec.hallucination:
+        stages.append(
+            Stage(
+                "classify:audit",
+                {"max_images": spec.max_images},
+                audit,
+                deps=[*evaluated, "classify:sr-cdm"],
+                outputs=[root / "audit" / "hallucination.json"],
+            )
+        )
+    return stages
+
+
 PLANNERS: list[Callable[[StudyConfig, Path], list[Stage]]] = [
     plan_data,
     plan_training,
     plan_evaluation,
+    plan_transfer,
+    plan_classification,
 ]
 """Stage planners in dependency order; later issues append theirs (before the report)."""
 
