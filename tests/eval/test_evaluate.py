@@ -70,17 +70,21 @@ def test_metrics_json_has_exactly_the_schema(run, files):
     assert on_disk == result
     assert list(result) == [
         "dataset", "n", "scale", "class_names", "targets",
-        "models", "figures", "examples", "gains_vs_bicubic",
+        "models", "figures", "examples", "gains_vs_bicubic", "trust",
     ]  # fmt: skip
     assert result["dataset"] == str(files["data"])
     assert (result["n"], result["scale"]) == (N, 2)
     assert result["class_names"] == ["none", "cdm", "axion"]
     assert result["targets"] == ["noisy", "clean"]
-    assert result["figures"] == {"comparison": "comparison.png", "residuals": "residuals.png"}
+    assert result["figures"] == {
+        "comparison": "comparison.png", "residuals": "residuals.png", "trust": "trust.png",
+    }  # fmt: skip
     assert result["examples"] == [2, 6, 10]
     assert [m["name"] for m in result["models"]] == ["bilinear", "bicubic", "fsrcnn-tiny"]
     for m in result["models"]:
-        assert set(m) == {"name", "spec", "arch", "params", "images_per_s", "scores"}
+        assert set(m) == {"name", "spec", "arch", "params", "images_per_s", "scores"} | {
+            "chi2_lr", "calibration",  # trust measures: see tests/eval/test_consistency.py
+        }  # fmt: skip
         assert m["images_per_s"] > 0 and isinstance(m["params"], int)
         assert set(m["scores"]) == {"noisy", "clean"}
         for target in m["scores"].values():
@@ -112,7 +116,10 @@ def test_csv_has_a_row_per_model_target_and_image(run):
     result, out = run
     with open(out / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["model", "target", "index", "label", "class", "mse", "psnr", "ssim"]
+    assert list(rows[0]) == [
+        "model", "target", "index", "label", "class", "mse", "psnr", "ssim",
+        "chi2_lr", "within_1sigma", "within_2sigma",
+    ]  # fmt: skip
     assert len(rows) == 3 * 2 * N
     assert {(r["model"], r["target"]) for r in rows} == {
         (m, t) for m in ("bilinear", "bicubic", "fsrcnn-tiny") for t in ("noisy", "clean")

@@ -15,6 +15,18 @@ Outputs in ``out_dir``, each written to a temporary name and renamed at the very
 ``table.md``       a Markdown table per target, best values in bold, gains below
 ``comparison.png`` LR | models | HR for a few fixed examples, with a zoom
 ``residuals.png``  model - HR maps of the same examples
+``trust.png``      per model, the image its trust measures flag most: SR, LR chi2 map,
+                   sigma map (and |error| on simulations)
+
+Trust measures ("Can we trust it?", :mod:`lensr.eval.consistency`,
+:mod:`lensr.infer.uncertainty`, :mod:`lensr.infer.projection`): every model's output is
+degraded with the LR instrument and compared with the observed LR image (``chi2_lr``, ~1
+for a truthful model; simulated datasets carry their instrument, imported ones need
+``lr_psf_fwhm``, else it is skipped with a note in ``trust.notes``); with
+``uncertainty=True`` (default) the 8 dihedral test-time transforms give a per-pixel
+sigma whose ``calibration`` against the noise-free HR is reported (this costs 7 more
+upscales per model: 8x the inference time); with ``consistent=True`` each model is also
+scored after the consistency projection, as ``"<name>+proj"``.
 
 Example::
 
@@ -40,9 +52,12 @@ from tqdm import tqdm
 
 from lensr.data.store import LensDataset, open_dataset
 from lensr.errors import LensrError
+from lensr.eval.consistency import LRInstrument, lr_chi2, lr_instrument, trust_figure
 from lensr.eval.figures import comparison_figure, residual_figure
 from lensr.eval.metrics import PSNR_CAP_DB, score_images, summarize_scores
 from lensr.eval.stats import summarize
+from lensr.infer.projection import back_project
+from lensr.infer.uncertainty import calibration_per_image, predict_with_uncertainty
 from lensr.infer.upscale import upscale_array
 from lensr.models import count_parameters, list_models
 from lensr.models.checkpoint import resolve_model
@@ -54,7 +69,49 @@ REFERENCE = "bicubic"
 CHUNK = 256
 """Images read, upscaled and scored at a time: memory stays bounded for any N."""
 FIGURES = {"comparison": "comparison.png", "residuals": "residuals.png"}
+TRUST_FIGURE = {"trust": "trust.png"}
+PROJ_SUFFIX = "+proj"
+"""Name suffix of a model scored after the consistency projection."""
+UNCERTAINTY_METHOD = "dihedral-tta-8"
+CALIBRATION_KEYS = ("within_1sigma", "within_2sigma")
 _TARGET_TITLES = {"noisy": "noisy HR", "clean": "noise-free HR"}
+
+
+@dataclass
+class _Trust:
+    """The trust options of one run, and what could be measured."""
+
+    uncertainty: bool = True
+    consistent: bool = False
+    lr_psf_fwhm: float | None = None
+    hr_psf_fwhm: float = 0.0
+    pixel_scale: float | None = None
+    instrument: str | None = None  # "simulation", "gaussian" or None (chi2 skipped)
+    notes: list[str] = field(default_factory=list)
+
+    def for_chunk(self, ds, start: int, lr: np.ndarray) -> LRInstrument | None:
+        if self.instrument is None:
+            return None
+        return lr_instrument(
+            ds,
+            np.arange(start, start + len(lr)),
+            lr=lr,
+            lr_psf_fwhm=self.lr_psf_fwhm,
+            hr_psf_fwhm=self.hr_psf_fwhm,
+            pixel_scale=self.pixel_scale,
+        )
+
+
+@dataclass
+class _Flagged:
+    """The image a model's trust measures flag most (highest chi2, else highest sigma)."""
+
+    score: float
+    position: int
+    sr: np.ndarray
+    chi2_map: np.ndarray | None
+    sigma: np.ndarray | None
+    truth: np.ndarray | None
 
 
 @dataclass
@@ -67,9 +124,47 @@ class _Model:
     seconds: float = 0.0
     scores: dict[str, dict[str, list[np.ndarray]]] = field(default_factory=dict)
     examples: list[np.ndarray] = field(default_factory=list)
+    chi2: list[np.ndarray] = field(default_factory=list)
+    calibration: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    iterations: list[np.ndarray] = field(default_factory=list)
+    flagged: _Flagged | None = None
+    projected_from: str | None = None
+    proj: _Model | None = None
 
     def per_image(self, target: str) -> dict[str, np.ndarray]:
         return {m: np.concatenate(self.scores[target][m]) for m in METRICS}
+
+    def chi2_per_image(self) -> np.ndarray | None:
+        return np.concatenate(self.chi2) if self.chi2 else None
+
+    def calibration_per_image(self) -> dict[str, np.ndarray] | None:
+        if not self.calibration:
+            return None
+        return {k: np.concatenate(v) for k, v in self.calibration.items()}
+
+    def add_scores(self, sr: np.ndarray, truth: dict[str, np.ndarray]) -> None:
+        for target, hr in truth.items():
+            for metric, values in score_images(sr, hr).items():
+                self.scores[target][metric].append(values)
+
+    def flag(self, start: int, sr, chi2, maps, sigma, truth) -> None:
+        """Keep the chunk's most suspicious image if it beats the one kept so far."""
+        measure = chi2
+        if measure is None and sigma is not None:
+            measure = sigma.mean(axis=(1, 2))
+        if measure is None:
+            return
+        i = int(np.argmax(measure))
+        if self.flagged is not None and not measure[i] > self.flagged.score:
+            return
+        self.flagged = _Flagged(
+            score=float(measure[i]),
+            position=start + i,
+            sr=sr[i].copy(),
+            chi2_map=None if maps is None else maps[i].copy(),
+            sigma=None if sigma is None else sigma[i].copy(),
+            truth=None if truth is None else truth[i].copy(),
+        )
 
 
 # Names and models ----------------------------------------------------------------------
@@ -196,10 +291,15 @@ def _run(
     batch_size: int,
     device: str,
     progress: bool,
+    trust: _Trust | None = None,
 ) -> None:
-    """Upscale and score chunk by chunk; fills each entry's seconds, scores and examples."""
+    """Upscale and score chunk by chunk; fills each entry's seconds, scores and examples,
+    and, with ``trust``, its LR chi2, calibration, flagged image and projected twin."""
+    trust = trust or _Trust(uncertainty=False)
     for entry in entries:
         entry.scores = {t: {m: [] for m in METRICS} for t in targets}
+        if entry.proj is not None:
+            entry.proj.scores = {t: {m: [] for m in METRICS} for t in targets}
     wanted = np.asarray(positions, dtype=np.int64)
     with tqdm(total=n * len(entries), unit="img", disable=not progress) as bar:
         for start in range(0, n, CHUNK):
@@ -209,15 +309,45 @@ def _run(
             if "clean" in targets:
                 truth["clean"] = ds.hr_clean[start:stop]
             here = wanted[(wanted >= start) & (wanted < stop)] - start
+            instrument = trust.for_chunk(ds, start, lr)
             for entry in entries:
                 t0 = time.perf_counter()
                 sr = upscale_array(lr, entry.module, batch_size=batch_size, device=device)
-                entry.seconds += time.perf_counter() - t0
-                for target, hr in truth.items():
-                    for metric, values in score_images(sr, hr).items():
-                        entry.scores[target][metric].append(values)
+                elapsed = time.perf_counter() - t0
+                entry.seconds += elapsed
+                entry.add_scores(sr, truth)
                 entry.examples.extend(sr[here])
+                options = {"batch_size": batch_size, "device": device}
+                _trust_measures(entry, start, lr, sr, truth, instrument, trust, options)
+                if entry.proj is not None:
+                    _project(entry.proj, lr, sr, truth, instrument, here, elapsed)
                 bar.update(stop - start)
+
+
+def _trust_measures(entry, start, lr, sr, truth, instrument, trust, options) -> None:
+    """LR chi2, TTA sigma and its calibration against the noise-free HR, the flagged image."""
+    chi2 = maps = sigma = None
+    if instrument is not None:
+        chi2, maps = lr_chi2(sr, lr, instrument.D, instrument.variance)
+        entry.chi2.append(chi2)
+    if trust.uncertainty:
+        mean, sigma = predict_with_uncertainty(lr, entry.module, identity=sr, **options)
+        if "clean" in truth:
+            for key, values in calibration_per_image(mean, sigma, truth["clean"]).items():
+                entry.calibration.setdefault(key, []).append(values)
+    reference = truth.get("clean", truth["noisy"])
+    entry.flag(start, sr, chi2, maps, sigma, reference)
+
+
+def _project(proj: _Model, lr, sr, truth, instrument: LRInstrument, here, elapsed) -> None:
+    """Score the consistency projection of ``sr``; its time includes the upscale's."""
+    t0 = time.perf_counter()
+    x, info = back_project(sr, lr, instrument.D, variance=instrument.variance)
+    proj.seconds += elapsed + time.perf_counter() - t0
+    proj.add_scores(x, truth)
+    proj.chi2.append(lr_chi2(x, lr, instrument.D, instrument.variance)[0])
+    proj.iterations.append(info.iterations)
+    proj.examples.extend(x[here])
 
 
 def _class_of(labels: np.ndarray, class_names: list[str]) -> list[str]:
@@ -269,18 +399,31 @@ def _gains(entries: list[_Model], targets: list[str], **boot) -> dict:
 # Outputs -----------------------------------------------------------------------------------
 
 
+CSV_TRUST_COLUMNS = ("chi2_lr", *CALIBRATION_KEYS)
+"""Per-image trust columns of metrics.csv: empty where not measured; calibration (always
+against the noise-free HR) is on the "clean" rows only."""
+
+
 def _csv_writer(entries, targets, index, labels, classes) -> Callable[[Path], None]:
     def write(path: Path) -> None:
         with open(path, "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["model", "target", "index", "label", "class", *METRICS])
+            w.writerow(["model", "target", "index", "label", "class", *METRICS, *CSV_TRUST_COLUMNS])
             for entry in entries:
+                chi2 = entry.chi2_per_image()
+                calib = entry.calibration_per_image()
                 for target in targets:
                     s = entry.per_image(target)
                     for i in range(len(index)):
+                        trust = [repr(float(chi2[i])) if chi2 is not None else ""]
+                        trust += [
+                            repr(float(calib[k][i])) if calib and target == "clean" else ""
+                            for k in CALIBRATION_KEYS
+                        ]
                         w.writerow(
                             [entry.name, target, int(index[i]), int(labels[i]), classes[i]]
                             + [repr(float(s[m][i])) for m in METRICS]
+                            + trust
                         )
 
     return write
@@ -291,6 +434,28 @@ def _text_writer(text: str) -> Callable[[Path], None]:
         path.write_text(text)
 
     return write
+
+
+def _trust_writer(ds, entries, index, classes) -> dict[str, Callable[[Path], None]]:
+    flagged = [(e.name, e.flagged) for e in entries if e.flagged is not None]
+    if not flagged:
+        return {}
+    rows = [
+        {
+            "label": f"{name} · #{int(index[f.position])} · {classes[f.position]}",
+            "sr": f.sr,
+            "chi2": f.chi2_map,
+            "sigma": f.sigma,
+            "error": None if f.truth is None else np.abs(f.sr - f.truth),
+        }
+        for name, f in flagged
+    ]
+    error_label = "|SR - noise-free HR|" if ds.hr_clean is not None else "|SR - HR|"
+
+    def write(path: Path) -> None:
+        trust_figure(rows, path, error_label=error_label)
+
+    return {TRUST_FIGURE["trust"]: write}
 
 
 def _figure_writers(ds, entries, positions, labels_of_examples, has_clean):
@@ -403,7 +568,37 @@ def markdown_tables(result: dict) -> str:
         gains = result.get("gains_vs_bicubic", {}).get(target)
         if gains:
             lines += [""] + _gain_table(gains)
+    lines += _trust_table(result)
     return "\n".join(lines) + "\n"
+
+
+def _trust_table(result: dict) -> list[str]:
+    """The "Can we trust it?" part of table.md: LR chi2 and sigma calibration per model."""
+    trust = result.get("trust") or {}
+    models = [m for m in result["models"] if "chi2_lr" in m or "calibration" in m]
+    notes = [f"Note: {n}" for n in trust.get("notes", [])]
+    if not models:
+        return ["", "## Can we trust it?", "", *notes] if notes else []
+    lines = [
+        "",
+        "## Can we trust it?",
+        "",
+        "LR-consistency: each output degraded with the LR instrument vs the observed LR "
+        "image, chi-square per LR pixel (~1: consistent within the noise; more: the output "
+        "contradicts the data). Calibration: fraction of pixels whose error against the "
+        "noise-free HR lies within 1 / 2 sigma of the dihedral test-time spread "
+        "(ideal 0.683 / 0.954; lower: overconfident).",
+        "",
+        "| model | χ²/pixel (LR) [95 % CI] | within 1σ (0.683) | within 2σ (0.954) |",
+        "|:--|--:|--:|--:|",
+    ]
+    for m in models:
+        chi2 = m.get("chi2_lr", {}).get("overall")
+        calib = m.get("calibration", {}).get("overall", {})
+        cells = [" ".join(_fmt_ci(chi2, 3)) if chi2 else "–"]
+        cells += [f"{calib[k]['mean']:.3f}" if k in calib else "–" for k in CALIBRATION_KEYS]
+        lines.append(f"| {m['name']} | " + " | ".join(cells) + " |")
+    return lines + ([""] + notes if notes else [])
 
 
 # Entry point ---------------------------------------------------------------------------------
@@ -422,6 +617,11 @@ def evaluate(
     examples: int = 3,
     device: str = "cpu",
     progress: bool = True,
+    uncertainty: bool = True,
+    consistent: bool = False,
+    lr_psf_fwhm: float | None = None,
+    hr_psf_fwhm: float = 0.0,
+    pixel_scale: float | None = None,
 ) -> dict:
     """Score ``models`` on the dataset ``data`` and write metrics, tables and figures.
 
@@ -435,12 +635,25 @@ def evaluate(
     summaries cover the classes present among the evaluated images. ``progress``
     (default True) shows a progress bar.
 
+    Trust measures (see the module docstring): every model's LR chi-square per pixel
+    (``chi2_lr``) when the LR instrument is known: stored for simulations, else a
+    Gaussian PSF of ``lr_psf_fwhm`` arcsec (default None: skipped, with a note),
+    ``hr_psf_fwhm`` (default 0) and ``pixel_scale`` (LR arcsec/pixel, default the
+    dataset's). ``uncertainty`` (default True; 8x the inference cost) adds the
+    dihedral test-time sigma, its ``calibration`` on simulations and the ``trust.png``
+    figure (when ``examples`` > 0). ``consistent`` (default False) also scores every
+    model after the consistency projection as ``"<name>+proj"``; it needs the LR
+    instrument.
+
     Every check (dataset, options, models and their scale) runs before any image is
     upscaled, and a failure leaves no new file in ``out_dir``. Returns the content of
     ``metrics.json``: dataset, n, scale, class_names, targets, models (name, spec,
-    arch, params, images_per_s, scores), figures, examples (row positions in the
-    file) and gains_vs_bicubic (``{target: {model: {"psnr": S, "ssim": S}}}``, empty
-    without a bicubic model).
+    arch, params, images_per_s, scores, and when measured chi2_lr
+    (``{"overall": S, "per_class": {class: S}}``), calibration (the same with
+    ``{"within_1sigma": S, "within_2sigma": S}``), projected_from and projection),
+    figures, examples (row positions in the file), gains_vs_bicubic (``{target:
+    {model: {"psnr": S, "ssim": S}}}``, empty without a bicubic model) and trust
+    (lr_instrument, uncertainty, calibration_target, notes, flagged images).
 
     Example::
 
@@ -459,6 +672,13 @@ def evaluate(
         examples=examples,
     )
     out = _check_out_dir(out_dir)
+    trust = _Trust(
+        uncertainty=uncertainty,
+        consistent=consistent,
+        lr_psf_fwhm=lr_psf_fwhm,
+        hr_psf_fwhm=hr_psf_fwhm,
+        pixel_scale=pixel_scale,
+    )
     ds = data if isinstance(data, LensDataset) else open_dataset(data)
     try:
         return _evaluate(
@@ -472,28 +692,119 @@ def evaluate(
             examples=examples,
             device=device,
             progress=progress,
+            trust=trust,
         )
     finally:
         if ds is not data:
             ds.close()
 
 
-def _evaluate(ds, models, *, out, names, max_images, batch_size, boot, examples, device, progress):
+def _check_trust(ds, trust: _Trust, names: list[str]) -> None:
+    """Find the LR instrument (or why there is none) before any work; fills ``trust``."""
+    try:
+        found = lr_instrument(
+            ds,
+            [0],
+            lr=ds.lr[:1],
+            lr_psf_fwhm=trust.lr_psf_fwhm,
+            hr_psf_fwhm=trust.hr_psf_fwhm,
+            pixel_scale=trust.pixel_scale,
+        )
+        trust.instrument = found.source
+    except LensrError as err:
+        if trust.consistent:
+            raise LensrError(f"the consistency projection needs the LR instrument: {err}") from None
+        trust.notes.append(f"LR-consistency skipped: {err}")
+    if trust.consistent:
+        clash = next((f"{n}{PROJ_SUFFIX}" for n in names if f"{n}{PROJ_SUFFIX}" in names), None)
+        if clash:
+            raise LensrError(f"model name {clash!r} is taken; it names a projected model")
+    if trust.uncertainty and ds.hr_clean is None:
+        trust.notes.append("calibration skipped: the dataset has no noise-free HR images")
+
+
+def _with_projections(entries: list[_Model]) -> list[_Model]:
+    """Each model followed, after all originals, by its projected twin."""
+    for e in entries:
+        e.proj = _Model(
+            name=f"{e.name}{PROJ_SUFFIX}", spec=e.spec, module=e.module, projected_from=e.name
+        )
+    return entries + [e.proj for e in entries]
+
+
+def _trust_keys(e: _Model, class_arr: np.ndarray, order: list[str], boot: dict) -> dict:
+    """The per-model trust entries of metrics.json (only what was measured)."""
+    out: dict = {}
+
+    def split(values: np.ndarray) -> dict:
+        return {
+            "overall": summarize(values, **boot),
+            "per_class": {c: summarize(values[class_arr == c], **boot) for c in order},
+        }
+
+    chi2 = e.chi2_per_image()
+    if chi2 is not None:
+        out["chi2_lr"] = split(chi2)
+    calib = e.calibration_per_image()
+    if calib is not None:
+        out["calibration"] = {
+            "overall": {k: summarize(v, **boot) for k, v in calib.items()},
+            "per_class": {
+                c: {k: summarize(v[class_arr == c], **boot) for k, v in calib.items()}
+                for c in order
+            },
+        }
+    if e.projected_from is not None:
+        out["projected_from"] = e.projected_from
+        out["projection"] = {"iterations": summarize(np.concatenate(e.iterations), **boot)}
+    return out
+
+
+def _trust_summary(trust: _Trust, entries: list[_Model], index, classes, has_clean) -> dict:
+    flagged = {}
+    for e in entries:
+        f = e.flagged
+        if f is None:
+            continue
+        flagged[e.name] = {
+            "position": f.position,
+            "index": int(index[f.position]),
+            "class": classes[f.position],
+            "chi2_lr": float(f.chi2_map.mean()) if f.chi2_map is not None else None,
+            "sigma_mean": float(f.sigma.mean()) if f.sigma is not None else None,
+        }
+    return {
+        "lr_instrument": trust.instrument,
+        "uncertainty": UNCERTAINTY_METHOD if trust.uncertainty else None,
+        "calibration_target": "clean" if trust.uncertainty and has_clean else None,
+        "notes": list(trust.notes),
+        "flagged": flagged,
+    }
+
+
+def _evaluate(
+    ds, models, *, out, names, max_images, batch_size, boot, examples, device, progress, trust
+):
     if len(ds) == 0:
         raise LensrError(f"dataset {ds.path} holds no images")
     n = len(ds) if max_images is None else min(max_images, len(ds))
     entries = _load_models(models, names, scale=ds.scale, data=str(ds.path))
+    _check_trust(ds, trust, names)
+    originals = entries
+    if trust.consistent:
+        entries = _with_projections(entries)
     targets = [t for t in TARGETS if t == "noisy" or ds.hr_clean is not None]
     positions = example_positions(n, examples)
     _run(
         ds,
-        entries,
+        originals,
         n=n,
         targets=targets,
         positions=positions,
         batch_size=batch_size,
         device=device,
         progress=progress,
+        trust=trust,
     )
     labels, index = ds.labels[:n], ds.index[:n]
     classes = _class_of(labels, ds.class_names)
@@ -515,18 +826,24 @@ def _evaluate(ds, models, *, out, names, max_images, batch_size, boot, examples,
                 "scores": {
                     t: _summaries(e.per_image(t), class_arr, order, **boot) for t in targets
                 },
+                **_trust_keys(e, class_arr, order, boot),
             }
             for e in entries
         ],
         "figures": dict(FIGURES) if positions else {},
         "examples": positions,
         "gains_vs_bicubic": _gains(entries, targets, **boot),
+        "trust": _trust_summary(trust, originals, index, classes, "clean" in targets),
     }
+    trust_figures = _trust_writer(ds, originals, index, classes) if positions else {}
+    if trust_figures:
+        result["figures"].update(TRUST_FIGURE)
     example_labels = [f"#{int(index[p])} · {classes[p]}" for p in positions]
     writers = {
         "metrics.csv": _csv_writer(entries, targets, index, labels, classes),
         "table.md": _text_writer(markdown_tables(result)),
         **_figure_writers(ds, entries, positions, example_labels, "clean" in targets),
+        **trust_figures,
         "metrics.json": _text_writer(json.dumps(result, indent=2, allow_nan=False) + "\n"),
     }
     _write_all(out, writers)

@@ -6,6 +6,13 @@ output keeps the input's units. Inputs in flux per LR pixel are converted on req
 (``units="flux-per-pixel"``): the output is then flux per HR pixel, i.e. divided by
 ``scale**2``, and the total flux is conserved.
 
+Two trust options (see :mod:`lensr.infer.uncertainty` and :mod:`lensr.infer.projection`):
+``uncertainty=True`` writes a per-pixel sigma beside each output (8 dihedral test-time
+transforms, over an ensemble when several models are given; the image written is then
+their mean), and ``consistent=True`` back-projects each output onto its LR image with the
+LR instrument (simulated HDF5 datasets carry it; otherwise a Gaussian PSF of
+``lr_psf_fwhm`` arcsec on LR pixels of ``pixel_scale`` arcsec).
+
 Example::
 
     from lensr.infer.upscale import upscale_path
@@ -17,9 +24,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -37,6 +46,9 @@ from lensr.errors import LensrError
 from lensr.infer.tiling import upscale_tiled
 from lensr.models.checkpoint import resolve_model
 
+if TYPE_CHECKING:
+    from lensr.infer.projection import LRInstrument
+
 UNITS = ("surface-brightness", "flux-per-pixel")
 AUTO_TILE_PIXELS = 512 * 512
 """Images with more LR pixels than this are tiled even when ``tile`` is None."""
@@ -46,6 +58,10 @@ H5_SUFFIXES = (".h5", ".hdf5")
 SR_KIND = "lensr-sr/1"
 READ_CHUNK = 256
 """Images read from an HDF5 dataset at a time (memory stays bounded for any N)."""
+SIGMA_SUFFIX = "_sigma"
+"""``--uncertainty`` with .npy output: ``<stem>_sigma.npy`` beside ``<stem>.npy``."""
+SIGMA_EXTNAME = "UNCERTAINTY"
+"""``--uncertainty`` with FITS output: the image extension holding sigma."""
 
 # channels_last (weights and input) measured with benchmarks/sr_throughput.py, 1 thread,
 # 75x75 LR, batch 16, inference mode: +15 % (SRResNet) to +65 % (RDN) images/s for the
@@ -246,6 +262,29 @@ def _check_output(src: Path, dst: Path, kind: str, *, overwrite: bool) -> None:
         _check_replaceable_folder(dst)
 
 
+def _sigma_path(path: Path) -> Path:
+    """Where the uncertainty map of a .npy output goes: ``a.npy`` -> ``a_sigma.npy``."""
+    return path.with_name(path.name[: -len(".npy")] + SIGMA_SUFFIX + ".npy")
+
+
+def _check_sigma_outputs(src: Path, dst: Path, kind: str, *, overwrite: bool) -> None:
+    """The extra files ``--uncertainty`` writes must not clash with anything."""
+    if kind == "npy":
+        sigma = _sigma_path(dst)
+        if sigma.resolve() == src.resolve():
+            raise LensrError(f"the uncertainty map {sigma} would overwrite the input")
+        if (sigma.exists() or sigma.is_symlink()) and not overwrite:
+            raise LensrError(f"{sigma} already exists (pass --overwrite to replace it)")
+    elif kind == "folder":
+        names = {p.name.lower() for p in _image_files(src)}
+        for name in sorted(names):
+            if _suffix_of(Path(name), (".npy",)) and _sigma_path(Path(name)).name in names:
+                raise LensrError(
+                    f"{src} holds both {name} and {_sigma_path(Path(name)).name}: the "
+                    "uncertainty map of the first would overwrite the output of the second"
+                )
+
+
 def _check_replaceable_folder(dst: Path) -> None:
     # --overwrite must not delete a folder the user did not get from lensr upscale.
     if not dst.is_dir():
@@ -311,13 +350,26 @@ def _read_image_file(path: Path) -> _Image:
     return _Image(images, array.shape)
 
 
-def _write_image_file(path: Path, item: _Image, sr: np.ndarray, *, scale: int, note: str) -> None:
+def _write_image_file(
+    path: Path,
+    item: _Image,
+    sr: np.ndarray,
+    *,
+    scale: int,
+    note: str,
+    sigma: np.ndarray | None = None,
+) -> None:
+    """Write one output file; ``sigma`` goes into a FITS extension or ``<stem>_sigma.npy``."""
     if item.header is not None:
         header = scale_wcs_header(item.header, scale)
         header.add_history(note)
-        write_fits_image(path, sr[0], header=header, overwrite=True)
+        extra = {SIGMA_EXTNAME: sigma[0]} if sigma is not None else None
+        write_fits_image(path, sr[0], header=header, extra_hdus=extra, overwrite=True)
         return
-    _atomic_npy(path, sr.reshape(*item.shape[:-2], *sr.shape[-2:]))
+    layout = (*item.shape[:-2], *sr.shape[-2:])
+    if sigma is not None:  # first, so that the image's presence means both are there
+        _atomic_npy(_sigma_path(path), sigma.reshape(layout))
+    _atomic_npy(path, sr.reshape(layout))
 
 
 def _atomic_npy(path: Path, array: np.ndarray) -> None:
@@ -334,26 +386,67 @@ def _atomic_npy(path: Path, array: np.ndarray) -> None:
 # Files: the entry point ----------------------------------------------------------------
 
 
+InstrumentFn = Callable[[np.ndarray, np.ndarray | None], "LRInstrument"]
+"""``(lr images, their positions in an HDF5 dataset or None) -> their LR instrument``."""
+
+
 class _Runner:
-    """``upscale_array`` with fixed options, the units conversion and one progress bar."""
+    """``upscale_array`` with fixed options, the trust options, the units conversion and
+    one progress bar. Calls return ``(sr, sigma)``; sigma is None without uncertainty."""
 
-    def __init__(self, model: nn.Module, *, factor: float, bar: tqdm, **options):
-        self.model, self.factor, self.bar, self.options = model, factor, bar, options
+    def __init__(
+        self,
+        models: list[nn.Module],
+        *,
+        factor: float,
+        bar: tqdm,
+        uncertainty: bool = False,
+        instrument: InstrumentFn | None = None,
+        **options,
+    ):
+        self.models, self.factor, self.bar, self.options = models, factor, bar, options
+        self.uncertainty, self.instrument = uncertainty, instrument
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
+    def __call__(
+        self, images: np.ndarray, *, positions: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         step = self.options["batch_size"]
-        parts = []
+        parts, sigmas = [], []
         for start in range(0, len(images), step):
-            parts.append(upscale_array(images[start : start + step], self.model, **self.options))
-            self.bar.update(len(parts[-1]))
+            chunk = images[start : start + step]
+            sr, sigma = self._one(
+                chunk, None if positions is None else positions[start : start + step]
+            )
+            parts.append(sr)
+            sigmas.append(sigma)
+            self.bar.update(len(sr))
         sr = np.concatenate(parts)
-        return sr * np.float32(self.factor) if self.factor != 1 else sr
+        sigma = np.concatenate(sigmas) if self.uncertainty else None
+        if self.factor != 1:
+            sr = sr * np.float32(self.factor)
+            sigma = None if sigma is None else sigma * np.float32(self.factor)
+        return sr, sigma
+
+    def _one(self, lr: np.ndarray, positions) -> tuple[np.ndarray, np.ndarray | None]:
+        sigma = None
+        if self.uncertainty:
+            from lensr.infer.uncertainty import predict_with_uncertainty
+
+            sr, sigma = predict_with_uncertainty(lr, self.models, **self.options)
+        else:
+            sr = upscale_array(lr, self.models[0], **self.options)
+        if self.instrument is not None:
+            from lensr.infer.projection import project
+
+            inst = self.instrument(lr, positions)
+            sr = project(sr, lr, inst.D, variance=inst.variance)
+        return sr, sigma
 
 
 def upscale_path(
     input: str | os.PathLike,
     *,
-    model: str,
+    model: str | Sequence[str],
     out: str | os.PathLike,
     scale: int | None = None,
     units: str = "surface-brightness",
@@ -363,6 +456,11 @@ def upscale_path(
     device: str = "cpu",
     overwrite: bool = False,
     progress: bool = True,
+    uncertainty: bool = False,
+    consistent: bool = False,
+    lr_psf_fwhm: float | None = None,
+    hr_psf_fwhm: float = 0.0,
+    pixel_scale: float | None = None,
 ) -> Path:
     """Super-resolve a file or folder of LR images into OUT of the same kind; returns OUT.
 
@@ -379,10 +477,25 @@ def upscale_path(
     (default True) shows a bar. Problems raise a one-line LensrError and leave nothing
     behind: outputs are written under a temporary name and renamed at the end.
 
+    ``uncertainty`` (default False; 8x the cost per model) also writes a per-pixel sigma
+    over the 8 dihedral test-time transforms (and over every model when ``model`` is a
+    list, an ensemble, which needs ``uncertainty``), and the image written is their
+    mean: a FITS extension "UNCERTAINTY", ``<stem>_sigma.npy`` beside a .npy output
+    (and each .npy of a folder) or a ``sigma`` dataset in HDF5 output. ``consistent``
+    (default False) back-projects every output onto its LR image
+    (:func:`lensr.infer.projection.project`); it needs the LR instrument: a simulated
+    HDF5 dataset carries it, otherwise give ``lr_psf_fwhm`` (Gaussian LR PSF FWHM,
+    arcsec), ``pixel_scale`` (LR arcsec per pixel; an HDF5 dataset may record it) and
+    optionally ``hr_psf_fwhm`` (default 0), see
+    :func:`lensr.infer.projection.gaussian_degradation`; the noise variance is then
+    estimated from each LR image.
+
     Example::
 
         upscale_path("lenses/", model="bicubic", out="lenses_x2/")
         upscale_path("sim.h5", model="runs/rcan.safetensors", out="sim_sr.h5")
+        upscale_path("cut.fits", model=["a.safetensors", "b.safetensors"], out="x2.fits",
+                     uncertainty=True)
     """
     src, dst = Path(input), Path(out)
     if units not in UNITS:
@@ -391,19 +504,122 @@ def upscale_path(
     _device(device)
     kind = _input_kind(src)
     _check_output(src, dst, kind, overwrite=overwrite)
-    net = resolve_model(model, scale=scale)
-    _percentile(net, name=f"model {model}")
-    s = _model_scale(net)
+    specs = [str(model)] if isinstance(model, str | os.PathLike) else [str(m) for m in model]
+    if not specs:
+        raise LensrError("no model given")
+    if len(specs) > 1 and not uncertainty:
+        raise LensrError(
+            f"{len(specs)} models were given; an ensemble is only used for the uncertainty "
+            "map: pass --uncertainty, or give one --model"
+        )
+    if uncertainty:
+        _check_sigma_outputs(src, dst, kind, overwrite=overwrite)
+    nets = _load_models(specs, scale=scale)
+    s = _model_scale(nets[0])
+    instrument = None
+    if consistent:
+        instrument = _instrument_source(
+            src,
+            kind,
+            scale=s,
+            lr_psf_fwhm=lr_psf_fwhm,
+            hr_psf_fwhm=hr_psf_fwhm,
+            pixel_scale=pixel_scale,
+        )
     factor = 1.0 / s**2 if units == "flux-per-pixel" else 1.0
     options = dict(batch_size=batch_size, tile=tile, overlap=overlap, device=device)
-    prov = _provenance(src, model, net, units=units, scale=s)
+    prov = _provenance(src, ", ".join(specs), nets[0], units=units, scale=s)
+    prov["uncertainty"] = _uncertainty_note(len(specs)) if uncertainty else "none"
+    prov["consistency_projection"] = int(consistent)
     with tqdm(unit="img", disable=not progress, desc="upscale", delay=1) as bar:
-        run = _Runner(net, factor=factor, bar=bar, **options)
+        run = _Runner(
+            nets,
+            factor=factor,
+            bar=bar,
+            uncertainty=uncertainty,
+            instrument=instrument,
+            **options,
+        )
         if kind == "h5":
             return _upscale_h5(src, dst, run=run, prov=prov, overwrite=overwrite)
         if kind == "folder":
             return _upscale_folder(src, dst, run=run, prov=prov)
         return _upscale_file(src, dst, run=run, prov=prov)
+
+
+def _load_models(specs: list[str], *, scale: int | None) -> list[nn.Module]:
+    nets = []
+    for spec in specs:
+        net = resolve_model(spec, scale=scale)
+        _percentile(net, name=f"model {spec}")
+        nets.append(net)
+    scales = [_model_scale(net) for net in nets]
+    if len(set(scales)) > 1:
+        raise LensrError(f"the models of an ensemble must share one scale, got {scales}")
+    return nets
+
+
+def _uncertainty_note(n_models: int) -> str:
+    ensemble = f" x {n_models} models" if n_models > 1 else ""
+    return f"sigma over 8 dihedral transforms{ensemble}; the image is their mean"
+
+
+def _instrument_source(
+    src: Path, kind: str, *, scale: int, lr_psf_fwhm, hr_psf_fwhm, pixel_scale
+) -> InstrumentFn:
+    """How to get the LR instrument of a batch of input images, checked before any work."""
+    from lensr.infer.projection import (
+        LRInstrument,
+        constant_variance,
+        estimate_noise_variance,
+        gaussian_degradation,
+        has_simulated_instrument,
+        lr_instrument,
+    )
+
+    hint = (
+        "--consistent needs the LR instrument: give --lr-psf-fwhm and --pixel-scale "
+        "(arcsec), or a simulated HDF5 dataset"
+    )
+    if kind == "h5":
+        with open_dataset(src) as ds:
+            simulated = has_simulated_instrument(ds)
+            if not simulated:
+                try:
+                    lr_instrument(
+                        ds,
+                        [0],
+                        lr=ds.lr[:1],
+                        lr_psf_fwhm=lr_psf_fwhm,
+                        hr_psf_fwhm=hr_psf_fwhm,
+                        pixel_scale=pixel_scale,
+                    )
+                except LensrError as err:
+                    raise LensrError(f"{hint} ({err})") from None
+
+        def from_dataset(lr: np.ndarray, positions) -> LRInstrument:
+            with open_dataset(src) as ds:
+                return lr_instrument(
+                    ds,
+                    positions,
+                    lr=lr,
+                    lr_psf_fwhm=lr_psf_fwhm,
+                    hr_psf_fwhm=hr_psf_fwhm,
+                    pixel_scale=pixel_scale,
+                )
+
+        return from_dataset
+    if lr_psf_fwhm is None or pixel_scale is None:
+        raise LensrError(hint)
+    D = gaussian_degradation(
+        lr_fwhm=lr_psf_fwhm, hr_fwhm=hr_psf_fwhm, pixel_scale=pixel_scale, scale=scale
+    )
+
+    def gaussian(lr: np.ndarray, positions) -> LRInstrument:
+        variance = constant_variance(estimate_noise_variance(lr))
+        return LRInstrument(D=D, variance=variance, source="gaussian")
+
+    return gaussian
 
 
 def _provenance(src: Path, spec: str, net: nn.Module, *, units: str, scale: int) -> dict:
@@ -434,9 +650,9 @@ def _upscale_file(src: Path, dst: Path, *, run: _Runner, prov: dict) -> Path:
     """One .npy or FITS file into one file of the same kind."""
     item = _read_image_file(src)
     run.bar.reset(total=len(item.images))
-    sr = run(item.images)
+    sr, sigma = run(item.images)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    _write_image_file(dst, item, sr, scale=prov["scale"], note=_note(prov))
+    _write_image_file(dst, item, sr, scale=prov["scale"], note=_note(prov), sigma=sigma)
     return dst
 
 
@@ -467,11 +683,14 @@ def _upscale_group(files: list[Path], folder: Path, *, run: _Runner, prov: dict)
     for i, item in enumerate(items):
         by_size.setdefault(item.images.shape[1:], []).append(i)
     for members in by_size.values():
-        sr = run(np.concatenate([items[i].images for i in members]))
+        sr, sigma = run(np.concatenate([items[i].images for i in members]))
         bounds = np.cumsum([0] + [len(items[i].images) for i in members])
         for i, lo, hi in zip(members, bounds[:-1], bounds[1:], strict=True):
             target = folder / files[i].name
-            _write_image_file(target, items[i], sr[lo:hi], scale=prov["scale"], note=_note(prov))
+            part = None if sigma is None else sigma[lo:hi]
+            _write_image_file(
+                target, items[i], sr[lo:hi], scale=prov["scale"], note=_note(prov), sigma=part
+            )
 
 
 def _replace_folder(partial: Path, dst: Path) -> None:
@@ -501,6 +720,9 @@ def _upscale_h5(src: Path, dst: Path, *, run: _Runner, prov: dict, overwrite: bo
             with h5py.File(tmp, "w") as f:
                 size = (s * h, s * w)
                 sr = f.create_dataset("sr", (n, *size), dtype="<f4", chunks=(1, *size))
+                sigma = None
+                if run.uncertainty:
+                    sigma = f.create_dataset("sigma", (n, *size), dtype="<f4", chunks=(1, *size))
                 f.create_dataset("label", data=ds.file["label"][:])
                 f.create_dataset("index", data=ds.index)
                 f.attrs.update(prov)
@@ -508,7 +730,10 @@ def _upscale_h5(src: Path, dst: Path, *, run: _Runner, prov: dict, overwrite: bo
                 f.attrs["source_units"] = str(ds.attrs.get("units", "unknown"))
                 for start in range(0, n, READ_CHUNK):
                     stop = min(start + READ_CHUNK, n)
-                    sr[start:stop] = run(ds.lr[start:stop])
+                    out, spread = run(ds.lr[start:stop], positions=np.arange(start, stop))
+                    sr[start:stop] = out
+                    if sigma is not None:
+                        sigma[start:stop] = spread
             os.replace(tmp, dst)
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -514,12 +514,14 @@ def environment_section(run_dir: Path) -> str | None:
 
 from lensr.report.classification import classification_section  # noqa: E402
 from lensr.report.transfer import transfer_section  # noqa: E402
+from lensr.report.trust import trust_section  # noqa: E402
 
 SECTIONS: list[SectionBuilder] = [
     data_section,
     lr_section,
     training_section,
     results_section,
+    trust_section,
     transfer_section,
     classification_section,
     pipeline_section,
