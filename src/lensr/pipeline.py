@@ -76,6 +76,10 @@ class EvalSpec(Strict):
     models: list[str] = Field(default_factory=list)
     baselines: list[str] = Field(default_factory=lambda: ["bilinear", "bicubic"])
     max_images: int | None = Field(None, ge=1)
+    uncertainty: bool = True
+    """Dihedral test-time uncertainty and its calibration (8x the inference cost)."""
+    consistent: bool = False
+    """Also score every model after projection onto the LR data ("<name>+proj")."""
 
 
 class ClassifySpec(Strict):
@@ -117,6 +121,8 @@ class TransferSpec(Strict):
     """TrainConfig keys over each model's own config, for training on the domain only."""
     baselines: list[str] = Field(default_factory=lambda: ["bilinear", "bicubic"])
     max_images: int | None = Field(None, ge=1)
+    uncertainty: bool = False
+    """Dihedral test-time uncertainty in the transfer tables (8x the inference cost)."""
 
 
 class StudyConfig(Strict):
@@ -330,6 +336,8 @@ def plan_evaluation(study: StudyConfig, run_dir: Path) -> list[Stage]:
                 out_dir=_fresh_dir(out),
                 max_images=spec.max_images,
                 seed=study.seed,
+                uncertainty=spec.uncertainty,
+                consistent=spec.consistent,
             )
             return [out / "metrics.json"]
 
@@ -431,13 +439,18 @@ def plan_transfer(study: StudyConfig, run_dir: Path) -> list[Stage]:
                 out_dir=_fresh_dir(root / "eval"),
                 max_images=spec.max_images,
                 seed=study.seed,
+                uncertainty=spec.uncertainty,
             )
             return [root / "eval" / "metrics.json"]
 
         stages.append(
             Stage(
                 f"transfer:{domain}:eval",
-                {"baselines": spec.baselines, "max_images": spec.max_images},
+                {
+                    "baselines": spec.baselines,
+                    "max_images": spec.max_images,
+                    "uncertainty": spec.uncertainty,
+                },
                 evaluate,
                 deps=evaluated,
                 outputs=[root / "eval" / "metrics.json"],
