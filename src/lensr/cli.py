@@ -330,3 +330,7 @@ def main():
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted (a simulation can continue with --resume)")
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -79,7 +79,6 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from lensr.config import Strict
 from lensr.data.normalize import SPEC as NORMALIZATION
 from lensr.data.normalize import lr_scale_np
 from lensr.data.store import open_dataset
@@ -87,7 +86,7 @@ from lensr.data.torch_data import FullImages, _H5Images, dihedral, split_indices
 from lensr.errors import LensrError
 from lensr.models.checkpoint import save_checkpoint
 from lensr.models.common import SRNet, split_parameters
-from lensr.train.config import TrainConfig
+from lensr.train.config import Runtime, TrainConfig
 from lensr.train.finetune import (
     check_data_scale,
     check_new_out,
@@ -99,7 +98,7 @@ from lensr.train.finetune import (
 from lensr.train.sr_module import SRModule
 
 
-class ADDAConfig(Strict):
+class ADDAConfig(Runtime):
     """ADDA of an SR model's encoder (`lensr adda`)."""
 
     steps: int = Field(2000, ge=1)
@@ -126,13 +125,6 @@ class ADDAConfig(Strict):
     """Keep the weights with the best target val_psnr instead of the last (peeks at labels)."""
     val_fraction: float = Field(0.1, gt=0, lt=1)
     max_val_images: int = Field(64, ge=1)
-    seed: int = 0
-    accelerator: str = "cpu"
-    devices: int | str = 1
-    precision: str = "32-true"
-    num_workers: int = Field(0, ge=0)
-    threads: int | None = Field(None, ge=1)
-    """torch CPU threads (None: torch's default)."""
 
     @model_validator(mode="after")
     def _no_grad_scaler(self):
@@ -345,6 +337,7 @@ def _trainer(cfg: ADDAConfig, out_dir: Path, callbacks: list, progress: bool) ->
     return L.Trainer(
         accelerator=cfg.accelerator,
         devices=cfg.devices,
+        strategy=cfg.strategy,
         precision=cfg.precision,
         max_epochs=1,
         max_steps=cfg.steps,

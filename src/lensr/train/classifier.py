@@ -49,13 +49,13 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from lensr.config import Strict
 from lensr.data.store import open_dataset
 from lensr.data.torch_data import EpochSampler, _H5Images, dihedral, split_indices
 from lensr.errors import LensrError
 from lensr.eval.classification import NORMALIZATION, normalize_images, roc_curves
 from lensr.models import create_model, get_model_info
 from lensr.models.checkpoint import save_checkpoint
+from lensr.train.config import Runtime
 
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -65,7 +65,7 @@ TASK = "classification"
 """The ``task`` recorded in a classifier's sidecar (SR checkpoints have none)."""
 
 
-class ClassifierConfig(Strict):
+class ClassifierConfig(Runtime):
     """One classifier training run (`lensr classify train`), with its defaults."""
 
     model: str = "resnet18"
@@ -80,19 +80,11 @@ class ClassifierConfig(Strict):
     """Stop after this many optimizer steps (-1: run max_epochs)."""
     val_fraction: float = Field(0.1, gt=0, lt=1)
     """Share of every class held out for validation."""
-    seed: int = 0
-    accelerator: str = "cpu"
-    devices: int | str = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
     bn_recalibration_images: int = Field(256, ge=0)
     """Before each validation, recompute the BatchNorm statistics as exact averages over
     this many training images (0: keep the running averages). In short runs the running
     averages lag the fast-moving weights and an eval-mode network can be at chance while
     it fits its training batches perfectly."""
-    threads: int | None = Field(None, ge=1)
-    """torch CPU threads (None: torch's default)."""
-    num_workers: int = Field(0, ge=0)
 
 
 @dataclass

@@ -9,6 +9,25 @@ from pydantic import Field, model_validator
 from lensr.config import Strict
 
 
+class Runtime(Strict):
+    """Where and how a run executes; shared by every training config (SR, fine-tuning,
+    ADDA, classifier, physics-informed)."""
+
+    seed: int = 0
+    """Seed of the split, the crops, the order and the initial weights."""
+    accelerator: str = "cpu"
+    """Lightning accelerator: cpu, gpu, mps or auto."""
+    devices: int | str = 1
+    strategy: str = "auto"
+    """Lightning strategy, e.g. ddp for several GPUs or nodes."""
+    precision: str = "32-true"
+    """32-true, bf16-mixed, 16-mixed (Lightning)."""
+    num_workers: int = Field(0, ge=0)
+    """DataLoader worker processes."""
+    threads: int | None = Field(None, ge=1)
+    """torch CPU threads (None: torch's default)."""
+
+
 class GANConfig(Strict):
     """SRGAN: content loss plus adversarial loss (Ledig et al. 2017), no VGG loss
     (ImageNet weights cannot be downloaded here and lenses are single-band)."""
@@ -22,7 +41,7 @@ class GANConfig(Strict):
     """Generator steps with the content loss only before the adversarial game starts."""
 
 
-class TrainConfig(Strict):
+class TrainConfig(Runtime):
     """One SR training run (`lensr train`)."""
 
     model: str = "rcan-tiny"
@@ -53,14 +72,6 @@ class TrainConfig(Strict):
     ema: float | None = Field(None, gt=0, lt=1)
     """Decay of an exponential moving average of the weights (e.g. 0.999); None disables."""
     grad_clip: float | None = Field(None, gt=0)
-    seed: int = 0
-    accelerator: str = "cpu"
-    devices: int | str = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    num_workers: int = Field(0, ge=0)
-    threads: int | None = Field(None, ge=1)
-    """torch CPU threads (None: torch's default)."""
     gan: GANConfig | None = None
 
     @model_validator(mode="after")

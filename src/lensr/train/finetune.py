@@ -31,18 +31,17 @@ from lightning.pytorch.callbacks import EarlyStopping
 from pydantic import Field, model_validator
 from torch import nn
 
-from lensr.config import Strict
 from lensr.data.normalize import SPEC as NORMALIZATION
 from lensr.data.store import open_dataset
 from lensr.errors import LensrError
 from lensr.models.checkpoint import load_checkpoint, resolve_model, save_checkpoint
 from lensr.models.common import SRNet, split_parameters
-from lensr.train.config import TrainConfig
+from lensr.train.config import Runtime, TrainConfig
 from lensr.train.fit import TrainResult, _loaders, train
 from lensr.train.sr_module import SRModule, make_scheduler
 
 
-class FinetuneConfig(Strict):
+class FinetuneConfig(Runtime):
     """Two-stage fine-tuning (`lensr finetune`); a stage with 0 epochs is skipped."""
 
     stage1_epochs: int = Field(10, ge=0)
@@ -62,14 +61,6 @@ class FinetuneConfig(Strict):
     val_fraction: float = Field(0.1, gt=0, lt=1)
     max_val_images: int = Field(64, ge=1)
     loss: Literal["l1", "mse"] = "l1"
-    seed: int = 0
-    """Seed of the split (the same as `lensr train` with this seed), the crops, the order."""
-    accelerator: str = "cpu"
-    devices: int | str = 1
-    precision: str = "32-true"
-    num_workers: int = Field(0, ge=0)
-    threads: int | None = Field(None, ge=1)
-    """torch CPU threads (None: torch's default)."""
 
     @model_validator(mode="after")
     def _some_stage(self):
@@ -220,6 +211,7 @@ def stage_config(cfg: FinetuneConfig, meta: dict, *, lr: float, epochs: int) -> 
         seed=cfg.seed,
         accelerator=cfg.accelerator,
         devices=cfg.devices,
+        strategy=cfg.strategy,
         precision=cfg.precision,
         num_workers=cfg.num_workers,
         threads=cfg.threads,
