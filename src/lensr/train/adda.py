@@ -72,8 +72,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.callbacks import Callback
 from pydantic import Field, model_validator
 from torch import nn
 from torch.nn import functional as F
@@ -96,6 +95,7 @@ from lensr.train.finetune import (
     validate_model,
 )
 from lensr.train.sr_module import SRModule
+from lensr.train.trainer import make_trainer
 
 
 class ADDAConfig(Runtime):
@@ -334,26 +334,16 @@ def _monitor_config(cfg: ADDAConfig, meta: dict) -> TrainConfig:
 
 
 def _trainer(cfg: ADDAConfig, out_dir: Path, callbacks: list, progress: bool) -> L.Trainer:
-    return L.Trainer(
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        strategy=cfg.strategy,
-        precision=cfg.precision,
+    return make_trainer(
+        cfg,
+        out_dir,
+        callbacks=callbacks,
+        progress=progress,
+        steps_per_epoch=cfg.steps,
         max_epochs=1,
         max_steps=cfg.steps,
         # Lightning refuses an interval longer than the run; the last step is validated anyway.
         val_check_interval=cfg.val_every if cfg.val_every and cfg.val_every < cfg.steps else None,
-        callbacks=callbacks + ([TQDMProgressBar(refresh_rate=10)] if progress else []),
-        logger=[
-            CSVLogger(out_dir, name="logs"),
-            TensorBoardLogger(out_dir, name="tb", default_hp_metric=False),
-        ],
-        enable_checkpointing=False,
-        log_every_n_steps=min(10, cfg.steps),
-        num_sanity_val_steps=0,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        deterministic=True,
     )
 
 

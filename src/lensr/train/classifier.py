@@ -42,8 +42,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.callbacks import Callback
 from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
@@ -56,6 +55,7 @@ from lensr.eval.classification import NORMALIZATION, normalize_images, roc_curve
 from lensr.models import create_model, get_model_info
 from lensr.models.checkpoint import save_checkpoint
 from lensr.train.config import Runtime
+from lensr.train.trainer import make_trainer
 
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -403,23 +403,15 @@ def train_classifier(
         "training": json.loads(cfg.model_dump_json()),
     }
     export = ExportClassifier(out_dir, metadata)
-    trainer = L.Trainer(
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        strategy=cfg.strategy,
-        precision=cfg.precision,
+    trainer = make_trainer(
+        cfg,
+        out_dir,
+        callbacks=([RecalibrateBatchNorm(calibration)] if calibration else []) + [export],
+        progress=progress,
+        steps_per_epoch=steps_per_epoch,
+        tensorboard=False,
         max_epochs=cfg.max_epochs,
         max_steps=cfg.max_steps,
-        callbacks=([RecalibrateBatchNorm(calibration)] if calibration else [])
-        + [export]
-        + ([TQDMProgressBar(refresh_rate=10)] if progress else []),
-        logger=CSVLogger(out_dir, name="logs"),
-        enable_checkpointing=False,
-        log_every_n_steps=max(1, min(10, steps_per_epoch)),
-        num_sanity_val_steps=0,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        deterministic=True,
     )
     trainer.fit(module, train_loader, val_loader)
     if export.last_metrics.get("step") != trainer.global_step:

@@ -20,8 +20,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
 from lensr.data.normalize import SPEC as NORMALIZATION
@@ -33,6 +32,7 @@ from lensr.models.checkpoint import save_checkpoint
 from lensr.train.config import GANConfig, TrainConfig
 from lensr.train.gan_module import GANModule
 from lensr.train.sr_module import SRModule
+from lensr.train.trainer import make_trainer
 
 # Lightning's banners (GPU available: False, tips) are noise in a CLI that says what it does.
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -224,31 +224,18 @@ def train(
         "training": json.loads(cfg.model_dump_json()),
     }
     export = ExportCheckpoints(out_dir, metadata)
-    trainer = L.Trainer(
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        strategy=cfg.strategy,
-        precision=cfg.precision,
+    trainer = make_trainer(
+        cfg,
+        out_dir,
+        callbacks=[export, *(callbacks or [])],
+        progress=progress,
+        steps_per_epoch=steps_per_epoch,
         max_epochs=cfg.max_epochs,
         max_steps=cfg.max_steps,
         max_time={"minutes": cfg.max_time_minutes} if cfg.max_time_minutes else None,
         gradient_clip_val=None if isinstance(module, GANModule) else cfg.grad_clip,
         val_check_interval=cfg.val_check_interval,
         check_val_every_n_epoch=None if cfg.val_check_interval else 1,
-        callbacks=[export]
-        + ([TQDMProgressBar(refresh_rate=10)] if progress else [])
-        + list(callbacks or []),
-        # A new log version per attempt: resuming must not overwrite the history so far.
-        logger=[
-            CSVLogger(out_dir, name="logs"),
-            TensorBoardLogger(out_dir, name="tb", default_hp_metric=False),
-        ],
-        enable_checkpointing=False,
-        log_every_n_steps=min(10, steps_per_epoch),
-        num_sanity_val_steps=0,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        deterministic=True,
     )
     trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt if resume else None)
     if not export.best_metrics:

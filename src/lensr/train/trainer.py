@@ -1,0 +1,47 @@
+"""The one Lightning Trainer set-up shared by every training stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from lensr.train.config import Runtime
+
+
+def make_trainer(
+    runtime: Runtime,
+    out_dir: Path,
+    *,
+    callbacks: list[Callback],
+    progress: bool = True,
+    steps_per_epoch: int = 10,
+    tensorboard: bool = True,
+    **limits,
+) -> L.Trainer:
+    """A deterministic Trainer on ``runtime``'s devices logging to ``out_dir``.
+
+    Logs: ``logs/version_N/metrics.csv`` (a new version per attempt, so a resumed run keeps
+    the history so far) and ``tb/``. Checkpointing is the stage's own (safetensors export);
+    ``limits`` are passed through (max_epochs, max_steps, val_check_interval, ...).
+    """
+    loggers = [CSVLogger(out_dir, name="logs")]
+    if tensorboard:
+        loggers.append(TensorBoardLogger(out_dir, name="tb", default_hp_metric=False))
+    return L.Trainer(
+        accelerator=runtime.accelerator,
+        devices=runtime.devices,
+        strategy=runtime.strategy,
+        precision=runtime.precision,
+        callbacks=list(callbacks) + ([TQDMProgressBar(refresh_rate=10)] if progress else []),
+        logger=loggers,
+        enable_checkpointing=False,
+        log_every_n_steps=max(1, min(10, steps_per_epoch)),
+        num_sanity_val_steps=0,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        deterministic=True,
+        **limits,
+    )
