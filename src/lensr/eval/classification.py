@@ -36,6 +36,7 @@ from tqdm import tqdm
 from lensr.data.normalize import lr_scale_np
 from lensr.data.store import LensDataset, open_dataset
 from lensr.errors import LensrError
+from lensr.eval.evaluate import check_out_dir
 from lensr.models import get_model_info, list_models
 from lensr.models.checkpoint import resolve_model
 
@@ -329,18 +330,6 @@ def _spec_text(spec) -> str:
 # Shared run machinery -----------------------------------------------------------------------
 
 
-def _check_out_dir(out_dir) -> Path:
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise LensrError(f"output {out} exists and is not a folder")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise LensrError(f"cannot write into {out}: {parent} is not a writable folder")
-    return out
-
-
 def _count(ds: LensDataset, max_images: int | None) -> int:
     if max_images is not None and max_images < 1:
         raise LensrError(f"max_images must be >= 1, got {max_images}")
@@ -453,7 +442,7 @@ def evaluate_classifier(
         raise LensrError("SR model names must not be empty")
     if batch_size < 1:
         raise LensrError(f"batch size must be >= 1, got {batch_size}")
-    out = _check_out_dir(out_dir)
+    out = check_out_dir(out_dir)
     ds, owned = _open(data)
     try:
         n = _count(ds, max_images)
@@ -562,7 +551,7 @@ def hallucination_audit(
         raise LensrError(f"examples must be >= 0, got {examples}")
     if batch_size < 1:
         raise LensrError(f"batch size must be >= 1, got {batch_size}")
-    out = _check_out_dir(out_dir)
+    out = check_out_dir(out_dir)
     ds, owned = _open(data)
     try:
         n = _count(ds, max_images)

@@ -266,7 +266,8 @@ def _check_options(*, models, max_images, batch_size, n_boot, examples) -> None:
         raise LensrError(f"examples must be >= 0, got {examples}")
 
 
-def _check_out_dir(out_dir) -> Path:
+def check_out_dir(out_dir) -> Path:
+    """``out_dir`` as a Path if it is (or can become) a writable folder; else a LensrError."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise LensrError(f"output {out} exists and is not a folder")
@@ -671,7 +672,7 @@ def evaluate(
         n_boot=n_boot,
         examples=examples,
     )
-    out = _check_out_dir(out_dir)
+    out = check_out_dir(out_dir)
     trust = _Trust(
         uncertainty=uncertainty,
         consistent=consistent,
