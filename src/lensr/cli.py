@@ -299,6 +299,7 @@ def _register_stage_commands():
     from lensr.eval.commands import evaluate_command
     from lensr.infer.commands import upscale_command
     from lensr.report.commands import report_command
+    from lensr.train.physics_commands import physics_train_command
     from lensr.train.transfer_commands import adda_command, finetune_command
 
     classify = typer.Typer(
@@ -313,6 +314,7 @@ def _register_stage_commands():
     app.command("upscale")(upscale_command)
     app.command("finetune")(finetune_command)
     app.command("adda")(adda_command)
+    app.command("train-physics")(physics_train_command)
     app.command("evaluate")(evaluate_command)
     app.command("report")(report_command)
 

@@ -16,7 +16,7 @@ from lensr.models.registry import _MODELS
 EXPECTED = {
     "bilinear", "bicubic", "fsrcnn", "fsrcnn-tiny", "srresnet", "srresnet-tiny", "edsr",
     "edsr-full", "edsr-tiny", "rdn", "rdn-tiny", "rcan", "rcan-tiny", "srgan", "srgan-tiny",
-    "resnet18",
+    "physics", "physics-tiny", "resnet18",
 }  # fmt: skip
 
 

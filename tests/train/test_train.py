@@ -106,6 +106,7 @@ def test_multistep_schedule_and_mse_loss(tiny_h5, tmp_path):
     ("overrides", "message"),
     [
         ({"model": "bicubic"}, "not a trainable SR model"),
+        ({"model": "physics-tiny"}, "use `lensr train-physics`"),
         ({"model": "rcan-tny"}, "did you mean 'rcan-tiny'"),
         ({"scale": 4}, "has scale 2"),
         ({"patch": 40}, "larger than the LR images"),

@@ -169,6 +169,9 @@ def build_module(cfg: TrainConfig, *, scale: int, total_steps: int) -> SRModule:
     info = get_model_info(cfg.model)
     if not info.trainable or info.family != "sr":
         raise LensrError(f"{cfg.model!r} is not a trainable SR model (see `lensr models`)")
+    if cfg.model.startswith("physics"):
+        # Its loss needs whole LR images and the instrument, not HR patches.
+        raise LensrError(f"{cfg.model!r} trains without HR targets: use `lensr train-physics`")
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, scale=scale, **cfg.model_kwargs)
     if info.gan and cfg.gan is None:

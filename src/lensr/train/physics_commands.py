@@ -53,8 +53,11 @@ def physics_train_command(
     precision: str = typer.Option(None, help="32-true, bf16-mixed ... (Lightning)."),
     threads: int = typer.Option(None, help="torch CPU threads."),
 ):
-    """Train a physics-informed SR model without HR targets (deflection field, source
-    inversion, re-lensing; loss: LR consistency through the LR instrument)."""
+    """Train the physics-informed SR model on LR images only (no HR targets).
+
+    A CNN predicts the deflection field; the source is inverted from the LR image and
+    re-lensed at HR; the loss is LR consistency through the LR instrument.
+    """
     from lensr.train.physics_fit import train_physics
 
     cfg = _config(
