@@ -40,6 +40,21 @@ def test_adjoint_identity():
     assert torch.allclose((D(x) * y).sum(), (x * D.adjoint(y)).sum())
 
 
+@pytest.mark.parametrize("per_image", [True, False])
+def test_wide_kernels_by_fft_equal_the_direct_convolution(monkeypatch, per_image):
+    rng = np.random.default_rng(1)
+    kernels = rng.random((3, 41, 41) if per_image else (41, 41))
+    x = torch.from_numpy(rng.random((3, 1, 30, 34)))
+    y = torch.from_numpy(rng.random((3, 1, 15, 17)))
+    D = Degradation(kernels=kernels, scale=2)
+    fft = D(x), D.adjoint(y)
+    monkeypatch.setattr("lensr.infer.degrade.FFT_ABOVE", 10**6)
+    direct = D(x), D.adjoint(y)
+    for a, b in zip(fft, direct, strict=True):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-10)
+    assert D.kernels.shape[-1] > 25  # the first pass did go through the FFT
+
+
 def test_instrument_for_a_dataset_gives_unit_chi_square_on_the_truth(tmp_path, tiny_config):
     path = simulate(tiny_config, n=6, seed=0, out=tmp_path / "d.h5", progress=False)
     renderer = Renderer(tiny_config)
