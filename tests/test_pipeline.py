@@ -8,7 +8,8 @@ import torch
 import yaml
 
 from lensr.errors import LensrError
-from lensr.pipeline import run_study
+from lensr.config import load
+from lensr.pipeline import PLANNERS, StudyConfig, run_study, study_path
 
 STUDY = {
     "name": "tiny",
@@ -188,3 +189,53 @@ def test_transfer_and_classification_stages_reach_the_report(tmp_path):
     parser = Headings()
     parser.feed((run_dir / "report.html").read_text())
     assert any("Transfer" in h for h in parser.h2) and any("Classification" in h for h in parser.h2)
+
+
+def test_a_physics_model_trains_without_hr_and_is_scored_beside_the_others(tmp_path):
+    study = {
+        **STUDY,
+        "lr_sweep": None,
+        "models": {
+            **STUDY["models"],
+            "p": {
+                "dataset": "train",
+                "kind": "physics",
+                "train": {
+                    "max_epochs": 1,
+                    "batch_size": 4,
+                    "max_val_images": 4,
+                    "val_fraction": 0.25,
+                    "refine_steps": 1,
+                    "model_kwargs": {"n_feats": 8, "n_blocks": 1, "cg_iters": 3},
+                },
+            },
+        },
+        "evaluate": {"t": {"dataset": "test", "models": ["f", "p"], "uncertainty": False}},
+    }
+    run_dir = run_study(write(tmp_path / "s.yaml", study), out=tmp_path / "run")
+    metrics = json.loads((run_dir / "eval" / "t" / "metrics.json").read_text())
+    assert [m["name"] for m in metrics["models"]][-2:] == ["f", "p"]
+    saved = json.loads((run_dir / "models" / "p" / "best.json").read_text())
+    assert saved["arch"] == "physics-tiny"
+
+
+def test_transfer_refuses_a_physics_model(tmp_path):
+    study = {
+        **STUDY,
+        "models": {"p": {"dataset": "train", "kind": "physics"}},
+        "evaluate": {},
+        "transfer": {"source": "train", "models": ["p"], "domains": {}},
+    }
+    with pytest.raises(LensrError, match="'p' is not a supervised model"):
+        run_study(write(tmp_path / "s.yaml", study), out=tmp_path / "run")
+
+
+@pytest.mark.parametrize("name", ["demo", "paper"])
+def test_shipped_studies_validate_and_plan_every_stage(tmp_path, name):
+    study = load(StudyConfig, study_path(name))
+    stages = [s.name for planner in PLANNERS for s in planner(study, tmp_path)]
+    assert len(stages) == len(set(stages))
+    assert {f"data:{d}" for d in study.datasets} <= set(stages)
+    assert {f"train:{m}" for m in study.models} <= set(stages)
+    assert "classify:audit" in stages and any(s.startswith("transfer:ground") for s in stages)
+    assert not any(tmp_path.iterdir())  # planning does no work

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from rich.console import Console
@@ -63,9 +64,16 @@ class SweepSpec(Strict):
 
 
 class ModelSpec(Strict):
-    """A model to train on ``dataset``; ``train`` holds TrainConfig keys (over the defaults)."""
+    """A model to train on ``dataset``.
+
+    ``kind: supervised`` (default): ``train`` holds TrainConfig keys, over ``train_defaults``.
+    ``kind: physics``: the physics-informed model, trained on LR images only
+    (`lensr train-physics`); ``train`` holds PhysicsTrainConfig keys (``train_defaults``
+    do not apply: they describe HR-patch training).
+    """
 
     dataset: str
+    kind: Literal["supervised", "physics"] = "supervised"
     train: dict = Field(default_factory=dict)
 
 
@@ -160,6 +168,8 @@ class StudyConfig(Strict):
             need("dataset", self.transfer.source, self.datasets, "transfer.source")
             for model in self.transfer.models:
                 need("model", model, self.models, "transfer.models")
+                if self.models[model].kind != "supervised":
+                    raise ValueError(f"transfer.models: '{model}' is not a supervised model")
             for name, d in self.transfer.domains.items():
                 need("dataset", d.train, self.datasets, f"transfer.domains.{name}")
                 need("dataset", d.test, self.datasets, f"transfer.domains.{name}")
@@ -254,6 +264,35 @@ def train_config(study: StudyConfig, overrides: dict, *, source: str):
     return validate(TrainConfig, deep_update(merged, overrides), source=source)
 
 
+def physics_config(study: StudyConfig, overrides: dict, *, source: str):
+    from lensr.train.physics_module import PhysicsTrainConfig
+
+    return validate(
+        PhysicsTrainConfig,
+        deep_update({"seed": study.seed, "threads": study.threads}, overrides),
+        source=source,
+    )
+
+
+def _physics_stage(name: str, spec: ModelSpec, study: StudyConfig, run_dir: Path) -> Stage:
+    cfg = physics_config(study, spec.train, source=f"models.{name}")
+    out = run_dir / "models" / name
+
+    def fit():
+        from lensr.train.physics_fit import train_physics
+
+        train_physics(cfg, data=run_dir / "data" / f"{spec.dataset}.h5", out_dir=_fresh_dir(out))
+        return [out / "best.safetensors", out / "last.safetensors"]
+
+    return Stage(
+        f"train:{name}",
+        {"kind": spec.kind, **cfg.model_dump()},
+        fit,
+        deps=[f"data:{spec.dataset}"],
+        outputs=[out / "best.safetensors"],
+    )
+
+
 def plan_training(study: StudyConfig, run_dir: Path) -> list[Stage]:
     stages = []
     if study.lr_sweep:
@@ -284,6 +323,9 @@ def plan_training(study: StudyConfig, run_dir: Path) -> list[Stage]:
             )
         )
     for name, spec in study.models.items():
+        if spec.kind == "physics":
+            stages.append(_physics_stage(name, spec, study, run_dir))
+            continue
         cfg = train_config(study, spec.train, source=f"models.{name}")
         out = run_dir / "models" / name
 
