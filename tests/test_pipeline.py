@@ -7,8 +7,8 @@ import pytest
 import torch
 import yaml
 
-from lensr.errors import LensrError
 from lensr.config import load
+from lensr.errors import LensrError
 from lensr.pipeline import PLANNERS, StudyConfig, run_study, study_path
 
 STUDY = {

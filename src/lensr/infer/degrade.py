@@ -26,7 +26,6 @@ from lensr.sim.config import SimConfig
 from lensr.sim.noise import band_rate, sky_rate
 from lensr.sim.psf import psf_kernel
 
-
 FFT_ABOVE = 25
 """Kernels wider than this (pixels) are applied by FFT: seeing-limited Moffat PSFs on a
 0.1" grid are ~121 px wide, where a direct convolution costs ~100x more."""
