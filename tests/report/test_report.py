@@ -259,8 +259,11 @@ def test_best_values_are_bold_and_per_class_is_collapsible(run_dir: Path):
     source = build_report(run_dir).read_text()
     assert "<strong>36.42" in source and "<strong>2.28e-04" in source
     assert "<strong>33.11" not in source
-    assert source.count("<details>") == 2  # one per target
-    assert "axion" in source.split("<details>")[1]
+    results = source[source.index('<section id="results">') :]
+    assert results.count("<details>") == 2  # per-class tables, one per target
+    assert "axion" in results.split("<details>")[1]
+    data = source[source.index('<section id="data">') : source.index('<section id="results">')]
+    assert data.count("<details>") == 1  # the dataset's block, collapsed under the overview
 
 
 def test_malformed_metrics_gives_a_note_not_a_crash(run_dir: Path):
@@ -350,3 +353,17 @@ def test_headless_chromium_renders_the_page(run_dir: Path, tmp_path: Path):
     pixels = mpimg.imread(shot)
     assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 1000
     assert float(pixels[..., :3].var()) > 1e-3  # not a blank page
+
+
+def test_datasets_are_listed_in_the_study_order(run_dir: Path):
+    summary = (run_dir / "data" / "sim_train.json").read_text()
+    for name in ("a_test", "z_extra"):
+        (run_dir / "data" / f"{name}.json").write_text(summary)
+    (run_dir / "study.yaml").write_text(
+        "name: demo\ndatasets:\n  sim_train: {n: 1}\n  a_test: {n: 1}\n"
+    )
+    source = build_report(run_dir).read_text()
+    data = source[source.index('<section id="data">') : source.index('<section id="results">')]
+    order = [data.index(f"<td>{n}</td>") for n in ("sim_train", "a_test", "z_extra")]
+    assert order == sorted(order)
+    assert data.count("<details>") == 3

@@ -62,16 +62,19 @@ def _headline_for(metrics: dict, name: str) -> list[str]:
     return lines
 
 
-def _study_name(run_dir: Path) -> str:
+def _study(run_dir: Path) -> dict:
     try:
         import yaml
 
         study = yaml.safe_load((run_dir / "study.yaml").read_text(encoding="utf-8"))
-        if isinstance(study, dict) and study.get("name"):
-            return str(study["name"])
-    except Exception:  # noqa: BLE001 - the title falls back to the folder name
-        pass
-    return run_dir.resolve().name
+        return study if isinstance(study, dict) else {}
+    except Exception:  # noqa: BLE001 - callers fall back to what the folder holds
+        return {}
+
+
+def _study_name(run_dir: Path) -> str:
+    name = _study(run_dir).get("name")
+    return str(name) if name else run_dir.resolve().name
 
 
 def header(run_dir: Path) -> str:
@@ -147,31 +150,59 @@ def _dataset_html(run_dir: Path, summary_path: Path) -> str:
     return "\n".join(parts)
 
 
+def _overview_row(name: str, path: Path) -> list[str]:
+    s = read_json(path)
+    snr = ((s.get("snr") or {}).get("hr") or {}).get("p50")
+    return [
+        esc(name),
+        esc(s.get("preset") or "–"),
+        fmt(s.get("n"), kind="int"),
+        esc(" × ".join(str(v) for v in s.get("hr_shape", []))),
+        esc(" × ".join(str(v) for v in s.get("lr_shape", []))),
+        esc(", ".join(f"{k} {v:,}" for k, v in (s.get("classes") or {}).items()) or "–"),
+        fmt(snr),
+    ]
+
+
 def data_section(run_dir: Path) -> str | None:
-    """Data: per dataset, the inspect summary and the preview grid."""
+    """Data: an overview row per dataset, then its inspect summary and preview grid."""
     data = run_dir / "data"
-    summaries = sorted(data.glob("*.json")) if data.is_dir() else []
-    previews = sorted(data.glob("*.png")) if data.is_dir() else []
-    names = sorted({p.stem for p in summaries} | {p.stem for p in previews})
-    if not names:
+    found = {p.stem for p in data.glob("*.json")} | {p.stem for p in data.glob("*.png")}
+    if not found:
         return None
+    # The study's order (train before test), then anything else in the folder.
+    declared = [n for n in (_study(run_dir).get("datasets") or {}) if n in found]
+    names = declared + sorted(found - set(declared))
     parts = [
         explain(
             "The simulated or imported HR/LR image pairs the study used. Pixel values are "
             "surface brightness, so HR and LR of the same sky are directly comparable. "
-            "The preview shows a few examples per class: HR, LR and, for simulations, the "
-            "noise-free HR."
+            "Open a dataset for its value ranges, S/N and a few examples per class: HR, LR "
+            "and, for simulations, the noise-free HR."
         )
     ]
+    rows = []
     for name in names:
-        parts.append(f"<h3>{esc(name)}</h3>")
+        if (data / f"{name}.json").exists():
+            try:
+                rows.append(_overview_row(name, data / f"{name}.json"))
+            except Exception as err:  # noqa: BLE001 - the dataset's own block shows the note
+                rows.append([esc(name), esc(_describe(err)), "", "", "", "", ""])
+    if rows:
+        header = ["dataset", "preset", "images", "HR", "LR", "classes", "median HR S/N"]
+        parts.append(table(header, rows, numeric=(2, 6)))
+    for name in names:
         summary_path, preview = data / f"{name}.json", data / f"{name}.png"
+        inner = []
         if summary_path.exists():
-            parts.append(
+            inner.append(
                 guarded(f"data/{name}.json", lambda p=summary_path: _dataset_html(run_dir, p))
             )
         if preview.exists():
-            parts.append(figure(preview, caption=f"{name}: examples per class", run_dir=run_dir))
+            inner.append(figure(preview, caption=f"{name}: examples per class", run_dir=run_dir))
+        parts.append(
+            f"<details><summary>{esc(name)}</summary>\n" + "\n".join(inner) + "\n</details>"
+        )
     return section("Data", "\n".join(parts))
 
 
