@@ -4,7 +4,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lensr.report.components import esc, explain, figure, fmt, guarded, read_json, section, table
+from lensr.report.components import (
+    _finite,
+    esc,
+    explain,
+    figure,
+    fmt,
+    guarded,
+    note,
+    read_json,
+    section,
+    table,
+)
+
+WEAK_AUC = 0.7
+"""Below this macro AUC on HR the classifier has not learned the classes well enough for the
+HR/LR/SR comparison to mean much (0.7: the usual floor of "acceptable" discrimination)."""
+
+
+def _weak_classifier_note(result: dict) -> str:
+    hr = result["variants"].get("HR") or {}
+    auc, acc = _finite(hr.get("macro_auc")), _finite(hr.get("accuracy"))
+    if auc is None or auc >= WEAK_AUC:
+        return ""
+    chance = 1 / max(len(result["class_names"]), 1)
+    return note(
+        f"The classifier barely separates the classes even on HR (accuracy {fmt(acc)}, chance "
+        f"{fmt(chance)}; macro AUC {fmt(auc)} < {WEAK_AUC}): it has not learned the "
+        "substructure at this scale, so the HR / LR / SR differences and the audit below say "
+        "little. Train on more images for more epochs (configs/paper.yaml: 9,000 images, "
+        "30 epochs, on a GPU)."
+    )
 
 
 def _variants_table(result: dict) -> str:
@@ -26,7 +56,7 @@ def _variants_table(result: dict) -> str:
 
 def _evaluation_html(run_dir: Path, folder: Path) -> str:
     result = read_json(folder / "classification.json")
-    parts = [_variants_table(result)]
+    parts = [_weak_classifier_note(result), _variants_table(result)]
     for key, caption in (
         ("roc", "One-vs-rest ROC curves: HR, LR (bicubic) and SR inputs"),
         ("confusion", "Confusion matrices (rows: true class)"),
