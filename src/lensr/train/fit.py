@@ -32,7 +32,7 @@ from lensr.models.checkpoint import save_checkpoint
 from lensr.train.config import GANConfig, TrainConfig
 from lensr.train.gan_module import GANModule
 from lensr.train.sr_module import SRModule
-from lensr.train.trainer import make_trainer
+from lensr.train.trainer import make_trainer, start_run
 
 # Lightning's banners (GPU available: False, tips) are noise in a CLI that says what it does.
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -204,17 +204,7 @@ def train(
     data, out_dir = Path(data), Path(out_dir)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    config_file = out_dir / "train_config.json"
-    ckpt = out_dir / "lightning" / "last.ckpt"
-    if resume:
-        if not ckpt.is_file():
-            raise LensrError(f"cannot resume: {ckpt} does not exist")
-        if json.loads(config_file.read_text()) != json.loads(cfg.model_dump_json()):
-            raise LensrError(f"cannot resume: the config differs from {config_file}")
-    elif ckpt.exists():
-        raise LensrError(f"{out_dir} already holds a run: pass --resume or use a new --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config_file.write_text(cfg.model_dump_json(indent=2))
+    ckpt = start_run(cfg, out_dir, resume)
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     train_loader, val_loader, scale, provenance = _loaders(cfg, data)

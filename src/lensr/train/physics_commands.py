@@ -50,6 +50,7 @@ def physics_train_command(
     seed: int = typer.Option(None, help="Seed of the split, the order and the weights."),
     accelerator: str = typer.Option(None, help="cpu, gpu, auto ... (Lightning)."),
     devices: int = typer.Option(None, help="Number of devices (Lightning)."),
+    strategy: str = typer.Option(None, help="auto, ddp ... (Lightning; ddp for several GPUs)."),
     precision: str = typer.Option(None, help="32-true, bf16-mixed ... (Lightning)."),
     threads: int = typer.Option(None, help="torch CPU threads."),
 ):
@@ -73,6 +74,7 @@ def physics_train_command(
             "seed": seed,
             "accelerator": accelerator,
             "devices": devices,
+            "strategy": strategy,
             "precision": precision,
             "threads": threads,
         },

@@ -25,8 +25,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
 from lensr.data.normalize import SPEC as NORMALIZATION
@@ -44,6 +43,7 @@ from lensr.train.physics_module import (
     ValImages,
     describe_instrument,
 )
+from lensr.train.trainer import make_trainer, start_run
 
 
 def _split(cfg: PhysicsTrainConfig, data: Path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -119,21 +119,6 @@ def _loaders(cfg, data, train_pos, val_pos, *, psf_fwhm):
     return train, val, instrument
 
 
-def _start_run(cfg: PhysicsTrainConfig, out_dir: Path, resume: bool) -> Path:
-    config_file = out_dir / "train_config.json"
-    ckpt = out_dir / "lightning" / "last.ckpt"
-    if resume:
-        if not ckpt.is_file():
-            raise LensrError(f"cannot resume: {ckpt} does not exist")
-        if json.loads(config_file.read_text()) != json.loads(cfg.model_dump_json()):
-            raise LensrError(f"cannot resume: the config differs from {config_file}")
-    elif ckpt.exists():
-        raise LensrError(f"{out_dir} already holds a run: pass --resume or use a new --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config_file.write_text(cfg.model_dump_json(indent=2))
-    return ckpt
-
-
 def train_physics(
     cfg: PhysicsTrainConfig,
     *,
@@ -153,7 +138,7 @@ def train_physics(
     data, out_dir = Path(data), Path(out_dir)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    ckpt = _start_run(cfg, out_dir, resume)
+    ckpt = start_run(cfg, out_dir, resume)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     train_pos, val_pos, info = _split(cfg, data)
     steps_per_epoch = -(-len(train_pos) // cfg.batch_size)
@@ -179,30 +164,20 @@ def train_physics(
         "instrument": describe_instrument(instrument),
     }
     export = ExportCheckpoints(out_dir, metadata)
-    trainer = L.Trainer(
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        precision=cfg.precision,
+    trainer = make_trainer(
+        cfg,
+        out_dir,
+        callbacks=[export, *(callbacks or [])],
+        progress=progress,
+        steps_per_epoch=steps_per_epoch,
+        # grid_sample's CUDA backward has no deterministic kernel: exact on CPU, warn on GPU.
+        deterministic=True if cfg.accelerator == "cpu" else "warn",
         max_epochs=cfg.max_epochs,
         max_steps=cfg.max_steps,
         max_time={"minutes": cfg.max_time_minutes} if cfg.max_time_minutes else None,
         gradient_clip_val=cfg.grad_clip,
         val_check_interval=cfg.val_check_interval,
         check_val_every_n_epoch=None if cfg.val_check_interval else 1,
-        callbacks=[export]
-        + ([TQDMProgressBar(refresh_rate=5)] if progress else [])
-        + list(callbacks or []),
-        logger=[
-            CSVLogger(out_dir, name="logs"),
-            TensorBoardLogger(out_dir, name="tb", default_hp_metric=False),
-        ],
-        enable_checkpointing=False,
-        log_every_n_steps=min(10, steps_per_epoch),
-        num_sanity_val_steps=0,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        # grid_sample's CUDA backward has no deterministic kernel: exact on CPU, warn on GPU.
-        deterministic=True if cfg.accelerator == "cpu" else "warn",
     )
     trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt if resume else None)
     if not export.best_metrics:

@@ -35,7 +35,6 @@ import torch
 from pydantic import Field, model_validator
 from torch.nn import functional as F
 
-from lensr.config import Strict
 from lensr.data.normalize import lr_scale_np
 from lensr.data.store import open_dataset
 from lensr.data.torch_data import FullImages, _H5Images, dihedral
@@ -44,12 +43,13 @@ from lensr.eval.metrics import score_images
 from lensr.infer.degrade import instrument_for
 from lensr.models.physics import PhysicsOutput, PhysicsSR, dirichlet
 from lensr.sim.psf import psf_kernel
+from lensr.train.config import Runtime
 from lensr.train.sr_module import make_scheduler
 
 HR_KEYS = ("hr", "hr_clean")
 
 
-class PhysicsTrainConfig(Strict):
+class PhysicsTrainConfig(Runtime):
     """One unsupervised physics-informed run (`lensr train-physics`)."""
 
     model: str = "physics-tiny"
@@ -89,12 +89,6 @@ class PhysicsTrainConfig(Strict):
     max_time_minutes: float | None = Field(None, gt=0)
     val_check_interval: int | None = Field(None, ge=1)
     grad_clip: float | None = Field(1.0, gt=0)
-    seed: int = 0
-    accelerator: str = "cpu"
-    devices: int | str = 1
-    precision: str = "32-true"
-    num_workers: int = Field(0, ge=0)
-    threads: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _milestones(self):

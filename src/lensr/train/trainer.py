@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from lensr.errors import LensrError
 from lensr.train.config import Runtime
+
+
+def start_run(cfg, out_dir: Path, resume: bool) -> Path:
+    """Check that ``out_dir`` can take a new run (or, with ``resume``, that it holds one with
+    the same config), save the config, and return the Lightning checkpoint to resume from."""
+    config_file = out_dir / "train_config.json"
+    ckpt = out_dir / "lightning" / "last.ckpt"
+    if resume:
+        if not ckpt.is_file():
+            raise LensrError(f"cannot resume: {ckpt} does not exist")
+        if json.loads(config_file.read_text()) != json.loads(cfg.model_dump_json()):
+            raise LensrError(f"cannot resume: the config differs from {config_file}")
+    elif ckpt.exists():
+        raise LensrError(f"{out_dir} already holds a run: pass --resume or use a new --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_file.write_text(cfg.model_dump_json(indent=2))
+    return ckpt
 
 
 def make_trainer(
@@ -19,13 +38,15 @@ def make_trainer(
     progress: bool = True,
     steps_per_epoch: int = 10,
     tensorboard: bool = True,
+    deterministic: bool | str = True,
     **limits,
 ) -> L.Trainer:
     """A deterministic Trainer on ``runtime``'s devices logging to ``out_dir``.
 
     Logs: ``logs/version_N/metrics.csv`` (a new version per attempt, so a resumed run keeps
     the history so far) and ``tb/``. Checkpointing is the stage's own (safetensors export);
-    ``limits`` are passed through (max_epochs, max_steps, val_check_interval, ...).
+    ``limits`` are passed through (max_epochs, max_steps, val_check_interval, ...);
+    ``deterministic="warn"`` for ops without a deterministic kernel on the device.
     """
     loggers = [CSVLogger(out_dir, name="logs")]
     if tensorboard:
@@ -42,6 +63,6 @@ def make_trainer(
         num_sanity_val_steps=0,
         enable_progress_bar=progress,
         enable_model_summary=False,
-        deterministic=True,
+        deterministic=deterministic,
         **limits,
     )
