@@ -103,6 +103,8 @@ class ClassifySpec(Strict):
     """TrainConfig keys of the SR model (over train_defaults), trained on all classes."""
     hallucination: bool = True
     """Also train the same SR model on cdm lenses only and audit what it does to the rest."""
+    consistent: bool = True
+    """In the audit, also classify the cdm-only SR images projected onto their LR data."""
     max_images: int | None = Field(None, ge=1)
 
 
@@ -555,6 +557,7 @@ def plan_classification(study: StudyConfig, run_dir: Path) -> list[Stage]:
             classifier=root / "classifier" / "best.safetensors",
             out_dir=_fresh_dir(root / "audit"),
             max_images=spec.max_images,
+            consistent=spec.consistent,
         )
         return [root / "audit" / "hallucination.json"]
 
@@ -592,7 +595,7 @@ def plan_classification(study: StudyConfig, run_dir: Path) -> list[Stage]:
         stages.append(
             Stage(
                 "classify:audit",
-                {"max_images": spec.max_images},
+                {"max_images": spec.max_images, "consistent": spec.consistent},
                 audit,
                 deps=[*evaluated, "classify:sr-cdm"],
                 outputs=[root / "audit" / "hallucination.json"],

@@ -10,12 +10,14 @@ import yaml
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
+from lensr.data.importers import import_dataset
 from lensr.errors import LensrError
 from lensr.eval.classification import (
     HR,
     LR,
     SR_ALL,
     SR_CDM,
+    SR_CDM_PROJ,
     downsample_curve,
     evaluate_classifier,
     hallucination_audit,
@@ -220,6 +222,41 @@ def test_hallucination_audit_writes_its_files(sim, models, tmp_path):
     assert json.loads((out / "hallucination.json").read_text()) == r
     assert (out / "hallucination.png").read_bytes()[:4] == b"\x89PNG"
     assert all(0 < c <= 1 for c in changes)
+
+
+def test_audit_with_projection_accounts_for_every_changed_image(sim, models, tmp_path):
+    r = hallucination_audit(
+        sim,
+        sr_all=str(models["sr_all"]),
+        sr_cdm_only=str(models["sr_cdm"]),
+        classifier=models["classifier"],
+        out_dir=tmp_path,
+        progress=False,
+        consistent=True,
+    )
+    assert list(r["variants"]) == [HR, SR_ALL, SR_CDM, SR_CDM_PROJ]
+    p = r["projection"]
+    assert 0 <= p["restored"] <= r["changed"]["count"]
+    assert p["changed"]["count"] == r["changed"]["count"] - p["restored"] + p["new"]
+    assert p["changed"]["fraction"] == pytest.approx(p["changed"]["count"] / 30)
+
+
+def test_audit_projection_needs_the_simulated_instrument(sim, models, tmp_path):
+    hr, lr = tmp_path / "src" / "HR", tmp_path / "src" / "LR"
+    hr.mkdir(parents=True)
+    lr.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        np.save(hr / f"{i}.npy", rng.random((64, 64), dtype=np.float32))
+        np.save(lr / f"{i}.npy", rng.random((32, 32), dtype=np.float32))
+    (imported,) = import_dataset(tmp_path / "src", tmp_path / "imp.h5", progress=False)
+    kwargs = {"sr_all": str(models["sr_all"]), "sr_cdm_only": str(models["sr_cdm"])}
+    with pytest.raises(LensrError, match="--consistent needs a simulated dataset"):
+        hallucination_audit(
+            imported, classifier=models["classifier"], out_dir=tmp_path / "a", **kwargs,
+            progress=False, consistent=True,
+        )  # fmt: skip
+    assert not (tmp_path / "a").exists()
 
 
 def test_identical_sr_models_shift_nothing(sim, models, tmp_path):

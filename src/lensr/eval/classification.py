@@ -45,6 +45,7 @@ NORMALIZATION = {"name": "image-percentile", "percentile": PERCENTILE}
 """Recorded in classifier sidecars: every input image is divided by its own percentile."""
 HR, LR = "HR", "LR (bicubic)"
 SR_ALL, SR_CDM = "SR (all classes)", "SR (cdm only)"
+SR_CDM_PROJ = "SR (cdm only) + projection"
 ROC_POINTS = 200
 """At most this many points per ROC curve in the JSON files."""
 CHUNK = 256
@@ -346,23 +347,38 @@ def _classify_variants(
     n: int,
     batch_size: int,
     progress: bool,
+    derived: dict[str, tuple[str, Callable]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Probabilities (n, K) per variant; a source None means the HR images themselves,
-    a module means that model's upscaling of the LR images."""
-    probs: dict[str, list[np.ndarray]] = {name: [] for name in sources}
+    a module means that model's upscaling of the LR images. ``derived`` adds variants made
+    from another's images: ``{name: (source name, fn(images, lr, start, stop) -> images)}``."""
+    derived = derived or {}
+    probs: dict[str, list[np.ndarray]] = {name: [] for name in [*sources, *derived]}
     with tqdm(total=n, unit="img", disable=not progress, desc="classify") as bar:
         for start in range(0, n, CHUNK):
             stop = min(start + CHUNK, n)
-            lr = None
+            lr, made = ds.lr[start:stop], {}
             for name, model in sources.items():
-                if model is None:
-                    images = ds.hr[start:stop]
-                else:
-                    lr = ds.lr[start:stop] if lr is None else lr
-                    images = _upscale(lr, model)
+                made[name] = ds.hr[start:stop] if model is None else _upscale(lr, model)
+            for name, (source, fn) in derived.items():
+                made[name] = fn(made[source], lr, start, stop)
+            for name, images in made.items():
                 probs[name].append(predict(classifier, images, batch_size=batch_size))
             bar.update(stop - start)
     return {name: np.concatenate(p) for name, p in probs.items()}
+
+
+def _projector(ds: LensDataset) -> Callable:
+    """``fn(sr, lr, start, stop)``: SR images back-projected onto their LR images with the
+    dataset's own LR instrument and noise model (simulated datasets only)."""
+    from lensr.infer.degrade import instrument_for
+    from lensr.infer.projection import back_project
+
+    def project(sr, lr, start, stop):
+        D, variance = instrument_for(ds, np.arange(start, stop))
+        return back_project(sr, lr, D, variance=variance)[0]
+
+    return project
 
 
 def _upscale(lr: np.ndarray, model: nn.Module) -> np.ndarray:
@@ -520,6 +536,7 @@ def hallucination_audit(
     max_images: int | None = None,
     batch_size: int = 128,
     progress: bool = True,
+    consistent: bool = False,
 ) -> dict:
     """Does an SR model invent substructure? Compare the classes predicted on HR, on SR
     from a model trained on all classes (``sr_all``) and on SR from one trained only on
@@ -529,6 +546,12 @@ def hallucination_audit(
     draws ``examples`` (default 4) of them: first those the all-classes SR model leaves in
     their HR class, each group by the largest change in class probabilities.
     ``max_images``, ``batch_size``, ``progress`` as in :func:`evaluate_classifier`.
+
+    ``consistent`` adds the variant "SR (cdm only) + projection": the cdm-only SR images
+    projected onto their LR data (:func:`lensr.infer.projection.back_project`, with the
+    simulated LR instrument), and ``projection: {changed, restored, new}`` in the result:
+    how many images still differ from their HR class after projection, how many of the
+    changed ones it brings back, and how many it changes that SR alone did not.
 
     Writes ``hallucination.json`` (the returned dict: ``dataset``, ``classifier``, ``n``,
     ``class_names``, ``models: {variant: {spec, trained_on}}``, ``variants: {variant:
@@ -554,6 +577,10 @@ def hallucination_audit(
     out = check_out_dir(out_dir)
     ds, owned = _open(data)
     try:
+        if consistent and (ds.params is None or not ds.attrs.get("config")):
+            raise LensrError(
+                f"{ds.path}: --consistent needs a simulated dataset (its LR instrument)"
+            )
         n = _count(ds, max_images)
         model, meta = load_classifier(classifier)
         check_classifier(model, meta, ds, name=_spec_text(classifier))
@@ -562,8 +589,9 @@ def hallucination_audit(
             SR_ALL: load_sr(sr_all, scale=ds.scale, name="sr_all"),
             SR_CDM: load_sr(sr_cdm_only, scale=ds.scale, name="sr_cdm_only"),
         }
+        derived = {SR_CDM_PROJ: (SR_CDM, _projector(ds))} if consistent else None
         probs = _classify_variants(
-            ds, model, sources, n=n, batch_size=batch_size, progress=progress
+            ds, model, sources, n=n, batch_size=batch_size, progress=progress, derived=derived
         )
         labels, names = ds.labels[:n], ds.class_names
         changed, picked = _pick_examples(probs, examples)
@@ -636,6 +664,13 @@ def _audit_result(ds, n, names, labels, probs, changed, rows) -> dict:
         ],
         "figures": {"hallucination": "hallucination.png"},
     }
+    if SR_CDM_PROJ in probs:
+        moved = probs[SR_CDM_PROJ].argmax(1) != probs[HR].argmax(1)
+        result["projection"] = {
+            "changed": {"count": int(moved.sum()), "fraction": float(moved.mean())},
+            "restored": int((is_changed & ~moved).sum()),
+            "new": int((~is_changed & moved).sum()),
+        }
     return _finite(result)
 
 

@@ -164,6 +164,9 @@ def classify_audit_command(
     out: Path = typer.Option(..., help="Output folder: hallucination.json and .png."),
     examples: int = typer.Option(4, help="Changed images to draw."),
     max_images: int = typer.Option(None, help="Classify only the first N images (default all)."),
+    consistent: bool = typer.Option(
+        False, help="Also classify the cdm-only SR images projected onto their LR data."
+    ),
 ):
     """Does SR invent substructure? Class shifts under an SR model trained only on cdm."""
     from lensr.eval.classification import hallucination_audit
@@ -176,13 +179,22 @@ def classify_audit_command(
         out_dir=out,
         examples=examples,
         max_images=max_images,
+        consistent=consistent,
     )
     accuracy = ", ".join(f"{v} {_fmt(m['accuracy'])}" for v, m in result["variants"].items())
     changed = result["changed"]
     console.print(
         f"accuracy: {accuracy}\n{changed['count']} of {result['n']} images change class "
         f"under cdm-only SR ({changed['sr_all_agrees_with_hr']} of them keep their HR class "
-        f"under all-classes SR)\nwrote {out / 'hallucination.json'}",
+        f"under all-classes SR)"
+        + (
+            f"\nafter projection onto the LR data: {result['projection']['changed']['count']} "
+            f"differ from HR ({result['projection']['restored']} restored, "
+            f"{result['projection']['new']} new)"
+            if "projection" in result
+            else ""
+        )
+        + f"\nwrote {out / 'hallucination.json'}",
         highlight=False,
         soft_wrap=True,
     )

@@ -92,6 +92,14 @@ def _audit_html(run_dir: Path, folder: Path) -> str:
         f"<p>{fmt(changed['count'], kind='int')} of {fmt(result['n'], kind='int')} images "
         f"({100 * changed['fraction']:.1f} %) change class under the cdm-only SR model.</p>",
     ]
+    projection = result.get("projection")
+    if projection:
+        parts.append(
+            f"<p>Projected onto their LR data (the output changed only as far as the LR image "
+            f"allows), {fmt(projection['changed']['count'], kind='int')} differ from their HR "
+            f"class: projection restores {fmt(projection['restored'], kind='int')} of the "
+            f"changed images and changes {fmt(projection['new'], kind='int')} others.</p>"
+        )
     if "hallucination" in result.get("figures", {}):
         parts.append(
             figure(
