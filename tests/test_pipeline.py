@@ -185,7 +185,13 @@ def test_transfer_and_classification_stages_reach_the_report(tmp_path):
         "f ADDA",
     ]
     audit = json.loads((run_dir / "classify" / "audit" / "hallucination.json").read_text())
-    assert set(audit["variants"]) == {"HR", "SR (all classes)", "SR (cdm only)"}
+    assert set(audit["variants"]) == {
+        "HR",
+        "SR (all classes)",
+        "SR (cdm only)",
+        "SR (cdm only) + projection",
+    }
+    assert "projection" in audit
     parser = Headings()
     parser.feed((run_dir / "report.html").read_text())
     assert any("Transfer" in h for h in parser.h2) and any("Classification" in h for h in parser.h2)
