@@ -1,17 +1,18 @@
 """Throughput of every registered SR model: training samples/s and upscaled images/s.
 
 Per model: parameters; training samples/s (48x48 LR patches, batch 16, L1 loss, Adam,
-forward + backward + step); upscale images/s at 75x75 LR, batch 16, with autograd on
-(plain eval forward), under ``torch.inference_mode``, under inference mode with
-channels_last tensors and weights, and under inference mode with batch 1. Each number
+forward + backward + step); upscale images/s at 75x75 LR, batch 16, under
+``torch.inference_mode``, under inference mode with channels_last tensors and weights,
+under inference mode with batch 1, and with autograd on (a plain eval forward). Each number
 comes from a few warm-up steps and then ``--seconds`` of timed steps (at least one, so
 the published RCAN/RDN on a CPU just take one step per measurement).
 
 Each model is measured in its own process, so that memory is returned between models and a
 model that does not fit (the published RCAN with autograd on at batch 16 needs > 20 GiB)
-shows as a failed row instead of ending the run. The physics-informed models are left out
-of the default list: their inference is a per-image lens fit (~0.5 images/s on one core),
-not a network forward; name them with ``--models`` to measure them anyway.
+keeps the columns it managed and shows "failed" in the rest instead of ending the run. The
+physics-informed models are left out of the default list: their inference is a per-image
+lens fit (~0.5 images/s on one core), not a network forward; name them with ``--models`` to
+measure them anyway.
 
 Usage::
 
@@ -114,17 +115,24 @@ def infer_rate(
     return rate(step, batch, seconds=seconds, device=device)
 
 
-def measure(name: str, *, seconds: float, device: torch.device) -> dict:
+COLUMNS = ("train", "infer_b16", "cl_b16", "infer_b1", "grad_b16")
+
+
+def measure(name: str, *, seconds: float, device: torch.device):
+    """Yield (column, value) pairs for one model, cheapest memory first.
+
+    Autograd at batch 16 goes last: it is what runs the published RCAN out of memory, and
+    the columns measured before it still count.
+    """
     torch.manual_seed(0)
     model = create_model(name).to(device)
-    row = {"model": name, "params": count_parameters(model)}
-    row["train"] = train_rate(model, seconds=seconds, device=device)
+    yield "params", count_parameters(model)
+    yield "train", train_rate(model, seconds=seconds, device=device)
     kw = dict(seconds=seconds, device=device)
-    row["grad_b16"] = infer_rate(model, batch=INFER_BATCH, inference_mode=False, **kw)
-    row["infer_b16"] = infer_rate(model, batch=INFER_BATCH, **kw)
-    row["cl_b16"] = infer_rate(model, batch=INFER_BATCH, channels_last=True, **kw)
-    row["infer_b1"] = infer_rate(model, batch=1, **kw)
-    return row
+    yield "infer_b16", infer_rate(model, batch=INFER_BATCH, **kw)
+    yield "cl_b16", infer_rate(model, batch=INFER_BATCH, channels_last=True, **kw)
+    yield "infer_b1", infer_rate(model, batch=1, **kw)
+    yield "grad_b16", infer_rate(model, batch=INFER_BATCH, inference_mode=False, **kw)
 
 
 def _fmt(value: float | None) -> str:
@@ -134,29 +142,46 @@ def _fmt(value: float | None) -> str:
 
 
 def measure_in_child(name: str, args: argparse.Namespace) -> dict:
-    """:func:`measure` in a fresh interpreter; a crash (e.g. killed for memory) is a row."""
+    """:func:`measure` in a fresh interpreter, one JSON line per column.
+
+    A crash (e.g. killed for memory) keeps the columns measured before it and names the
+    failure in ``row["failed"]``.
+    """
     cmd = [sys.executable, __file__, "--one", name, "--threads", str(args.threads)]
     cmd += ["--seconds", str(args.seconds), "--device", args.device]
     done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode == 0:
-        return json.loads(done.stdout.strip().splitlines()[-1])
-    why = "killed: out of memory?" if done.returncode in (-9, 137) else done.stderr.strip()
-    return {"model": name, "params": None, "failed": why.splitlines()[-1] if why else "failed"}
+    row = {"model": name, "params": None}
+    for line in done.stdout.splitlines():
+        row.update(json.loads(line))
+    if done.returncode != 0:
+        why = "killed: out of memory?" if done.returncode in (-9, 137) else done.stderr.strip()
+        row["failed"] = why.splitlines()[-1] if why else f"exit status {done.returncode}"
+    return row
 
 
 def table(rows: list[dict], *, title: str) -> Table:
     t = Table(title=title)
     t.add_column("model")
-    for header in ("params", "train/s", "grad b16", "infer b16", "+ch_last b16", "infer b1"):
-        t.add_column(header, justify="right")
+    headers = {
+        "train": "train/s",
+        "infer_b16": "infer b16",
+        "cl_b16": "+ch_last b16",
+        "infer_b1": "infer b1",
+        "grad_b16": "grad b16",
+    }
+    t.add_column("params", justify="right")
+    for key in COLUMNS:
+        t.add_column(headers[key], justify="right")
     for r in rows:
-        if "failed" in r:
-            t.add_row(r["model"], "-", f"failed ({r['failed']})", "", "", "", "")
-            continue
-        cells = [f"{r['params']:,}"]
-        cells += [_fmt(r[k]) for k in ("train", "grad_b16", "infer_b16", "cl_b16", "infer_b1")]
-        t.add_row(r["model"], *cells)
+        params = "-" if r["params"] is None else f"{r['params']:,}"
+        cells = [_fmt(r[k]) if k in r else "failed" for k in COLUMNS]
+        t.add_row(r["model"], params, *cells)
     return t
+
+
+def failures(rows: list[dict]) -> list[str]:
+    """One line per model whose measurement ended early."""
+    return [f"{r['model']}: {r['failed']}" for r in rows if "failed" in r]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -174,8 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.one:
-        row = measure(args.one, seconds=args.seconds, device=torch.device(args.device))
-        print(json.dumps(row))
+        for key, value in measure(args.one, seconds=args.seconds, device=torch.device(args.device)):
+            print(json.dumps({key: value}), flush=True)
         return
     console = Console(width=110)
     rows = []
@@ -191,6 +216,8 @@ def main(argv: list[str] | None = None) -> None:
         "with autograd on, infer = torch.inference_mode, + ch_last = also channels_last, "
         "b16/b1 = batch size."
     )
+    for line in failures(rows):
+        console.print(f"failed: {line}", style="red")
 
 
 if __name__ == "__main__":
