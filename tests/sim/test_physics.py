@@ -132,3 +132,30 @@ def test_observed_domain_varies_every_nuisance(observed_tiny):
         values = [p[key] for p in params]
         assert np.std(values) > 0, key
     assert any(p["lens_light"] for p in params) and not all(p["lens_light"] for p in params)
+
+
+@pytest.mark.parametrize("preset", ["sim", "ground"])
+def test_adaptive_supersampling_matches_supersampling_everywhere(preset):
+    from lensr.sim.config import load_sim_config
+
+    adaptive = load_sim_config(preset)
+    assert adaptive.adaptive_threshold > 0
+    full = adaptive.model_copy(update={"adaptive_threshold": 0.0})
+    fast, slow = Renderer(adaptive), Renderer(full)
+    for index in range(3):  # none, cdm, axion
+        a, b = fast.render(seed=5, index=index), slow.render(seed=5, index=index)
+        rel_l2 = np.linalg.norm(a.hr_clean - b.hr_clean) / np.linalg.norm(b.hr_clean)
+        assert 0 < rel_l2 < 1e-4
+
+
+def test_adaptive_supersampling_keeps_a_subhalo_in_a_faint_region():
+    # A massive subhalo where the coarse image is dark: its pixel must still be supersampled.
+    cfg = SimConfig(classes=["cdm"], supersampling=4, adaptive_threshold=1e-3)
+    renderer = Renderer(cfg)
+    coarse = np.zeros((cfg.hr_size, cfg.hr_size))
+    coarse[75, 75] = 1.0
+    table = np.array([[-2.0, 2.5, 1e9]])
+    mask = renderer._supersample_mask(coarse, table, 1e-3)
+    ra, dec = renderer.data.pixel_coordinates
+    nearest = np.unravel_index(np.argmin(np.hypot(ra + 2.0, dec - 2.5)), ra.shape)
+    assert mask[nearest] and mask[75, 75] and mask.sum() < 20
