@@ -66,11 +66,17 @@ def test_resume_after_interruption_gives_identical_weights(tiny_h5, tmp_path):
             progress=False,
             callbacks=[StopAtEpoch(2)],
         )
+    # The saved state knows the best validation so far, including the latest one.
+    state = torch.load(tmp_path / "resumed" / "lightning" / "last.ckpt", weights_only=True)
+    best = json.loads((tmp_path / "resumed" / "best.json").read_text())
+    assert state["callbacks"]["ExportCheckpoints"]["best_psnr"] == best["metrics"]["val_psnr"]
     with pytest.raises(LensrError, match="--resume"):
         train(config, data=tiny_h5, out_dir=tmp_path / "resumed", progress=False)
     resumed = train(config, data=tiny_h5, out_dir=tmp_path / "resumed", resume=True, progress=False)
-    wa, wb = load_file(str(straight.last)), load_file(str(resumed.last))
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    for a, b in ((straight.last, resumed.last), (straight.best, resumed.best)):
+        wa, wb = load_file(str(a)), load_file(str(b))
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), a.name
+    assert straight.best_metrics["metrics"] == resumed.best_metrics["metrics"]
     meta = json.loads(resumed.last.with_suffix(".json").read_text())
     assert meta["epoch"] == 2
     steps = [int(r["step"]) for r in read_history(tmp_path / "resumed") if r.get("val_psnr")]

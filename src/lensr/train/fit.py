@@ -75,17 +75,16 @@ class ExportCheckpoints(Callback):
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking:
             return
-        # Full state (optimizer, schedule, EMA, this callback) for --resume; every rank takes
-        # part, rank zero writes.
-        trainer.save_checkpoint(self.out_dir / "lightning" / "last.ckpt")
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
-        if not trainer.is_global_zero or "val_psnr" not in metrics:
-            return
-        self.last_metrics = self._info(trainer, metrics)
-        self._save(pl_module, "last", self.last_metrics)
-        if metrics["val_psnr"] > self.best_psnr:
-            self.best_psnr, self.best_metrics = metrics["val_psnr"], self.last_metrics
-            self._save(pl_module, "best", self.best_metrics)
+        if trainer.is_global_zero and "val_psnr" in metrics:
+            self.last_metrics = self._info(trainer, metrics)
+            self._save(pl_module, "last", self.last_metrics)
+            if metrics["val_psnr"] > self.best_psnr:
+                self.best_psnr, self.best_metrics = metrics["val_psnr"], self.last_metrics
+                self._save(pl_module, "best", self.best_metrics)
+        # Full state (optimizer, schedule, EMA, this callback's best so far, updated above)
+        # for --resume; every rank takes part, rank zero writes.
+        trainer.save_checkpoint(self.out_dir / "lightning" / "last.ckpt")
 
     def on_train_end(self, trainer, pl_module):
         # A budget in steps can end mid-epoch after the last validation: `last` must still be
