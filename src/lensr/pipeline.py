@@ -215,6 +215,17 @@ def _fresh_dir(path: Path) -> Path:
     return path
 
 
+def _resumable(out: Path, cfg) -> bool:
+    """Whether ``out`` holds an interrupted training run of exactly ``cfg``: the stage then
+    resumes from its last validation instead of starting over."""
+    saved = out / "train_config.json"
+    return (
+        (out / "lightning" / "last.ckpt").is_file()
+        and saved.is_file()
+        and json.loads(saved.read_text()) == json.loads(cfg.model_dump_json())
+    )
+
+
 def _dataset_seed(study: StudyConfig, name: str, spec: DatasetSpec) -> int:
     return (
         spec.seed if spec.seed is not None else study.seed * 1000 + zlib.crc32(name.encode()) % 997
@@ -334,13 +345,7 @@ def plan_training(study: StudyConfig, run_dir: Path) -> list[Stage]:
         def fit(cfg=cfg, spec=spec, out=out):
             from lensr.train.fit import train
 
-            # An interrupted stage resumes from its last epoch instead of starting over.
-            saved = out / "train_config.json"
-            resume = (
-                (out / "lightning" / "last.ckpt").is_file()
-                and saved.is_file()
-                and json.loads(saved.read_text()) == json.loads(cfg.model_dump_json())
-            )
+            resume = _resumable(out, cfg)
             train(
                 cfg,
                 data=run_dir / "data" / f"{spec.dataset}.h5",
@@ -526,7 +531,10 @@ def plan_classification(study: StudyConfig, run_dir: Path) -> list[Stage]:
     def train_clf():
         from lensr.train.classifier import train_classifier
 
-        train_classifier(clf_cfg, data=data, out_dir=_fresh_dir(root / "classifier"))
+        out, resume = root / "classifier", _resumable(root / "classifier", clf_cfg)
+        train_classifier(
+            clf_cfg, data=data, out_dir=out if resume else _fresh_dir(out), resume=resume
+        )
         return [root / "classifier" / "best.safetensors"]
 
     def train_sr(name):

@@ -1,5 +1,8 @@
 """Classifier training: learns a separable set, is deterministic, exports full sidecars."""
 
+import json
+
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -88,6 +91,38 @@ def test_same_seed_same_weights(rings, tmp_path):
     c = train_classifier(other, data=rings, out_dir=tmp_path / "c", progress=False)
     wc = load_file(str(c.last))
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+class CrashAtEpoch(L.Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+def test_resume_after_interruption_gives_identical_weights(rings, tmp_path):
+    cfg = ClassifierConfig(**FAST, max_epochs=3, bn_recalibration_images=16)
+    straight = train_classifier(cfg, data=rings, out_dir=tmp_path / "a", progress=False)
+    out = tmp_path / "b"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_classifier(cfg, data=rings, out_dir=out, progress=False, callbacks=[CrashAtEpoch(2)])
+    state = torch.load(out / "lightning" / "last.ckpt", weights_only=True)["callbacks"]
+    best = json.loads((out / "best.json").read_text())["metrics"]
+    assert state["ExportClassifier"]["best_metrics"]["val_acc"] == best["val_acc"]
+    with pytest.raises(LensrError, match="--resume"):
+        train_classifier(cfg, data=rings, out_dir=out, progress=False)
+    other = cfg.model_copy(update={"lr": 0.5})
+    with pytest.raises(LensrError, match="config differs"):
+        train_classifier(other, data=rings, out_dir=out, progress=False, resume=True)
+    resumed = train_classifier(cfg, data=rings, out_dir=out, progress=False, resume=True)
+    for name in ("last", "best"):
+        wa = load_file(str(tmp_path / "a" / f"{name}.safetensors"))
+        wb = load_file(str(out / f"{name}.safetensors"))
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), name
+    assert resumed.metrics == straight.metrics
+    assert json.loads((out / "last.json").read_text())["epoch"] == 2
 
 
 def test_stratified_split_holds_out_every_class():

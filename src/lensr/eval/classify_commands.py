@@ -90,9 +90,12 @@ def classify_train_command(
     seed: int = typer.Option(None, help="Seed of weights, split and augmentation (default 0)."),
     accelerator: str = typer.Option(None, help="cpu, gpu, mps or auto (default cpu)."),
     devices: str = typer.Option(None, help="Number of devices or a list such as 0,1 (default 1)."),
+    strategy: str = typer.Option(None, help="Lightning strategy, e.g. ddp (default auto)."),
+    precision: str = typer.Option(None, help="32-true, bf16-mixed or 16-mixed (default 32)."),
     config: Path = typer.Option(
         None, help="YAML file of ClassifierConfig keys; the options above override it."
     ),
+    resume: bool = typer.Option(False, help="Continue an interrupted run in OUT."),
 ):
     """Train the substructure classifier (ResNet-18) on the HR images of a dataset."""
     from lensr.train.classifier import train_classifier
@@ -105,8 +108,10 @@ def classify_train_command(
         seed=seed,
         accelerator=accelerator,
         devices=_devices(devices),
+        strategy=strategy,
+        precision=precision,
     )
-    result = train_classifier(cfg, data=data, out_dir=out)
+    result = train_classifier(cfg, data=data, out_dir=out, resume=resume)
     m = result.metrics
     console.print(
         f"best: {result.best} (epoch {m.get('epoch')}): validation accuracy "

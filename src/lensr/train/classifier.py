@@ -55,7 +55,7 @@ from lensr.eval.classification import NORMALIZATION, normalize_images, roc_curve
 from lensr.models import create_model, get_model_info
 from lensr.models.checkpoint import save_checkpoint
 from lensr.train.config import Runtime
-from lensr.train.trainer import make_trainer
+from lensr.train.trainer import make_trainer, start_run
 
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -334,21 +334,35 @@ class ExportClassifier(Callback):
         self.best_metrics: dict = {}
         self.last_metrics: dict = {}
 
+    def state_dict(self):
+        return {
+            "best_key": list(self.best_key),
+            "best_metrics": self.best_metrics,
+            "last_metrics": self.last_metrics,
+        }
+
+    def load_state_dict(self, state):
+        self.best_key, self.best_metrics = tuple(state["best_key"]), state["best_metrics"]
+        self.last_metrics = state["last_metrics"]
+
     def on_validation_end(self, trainer, pl_module):
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking:
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
-        if "val_acc" not in metrics:
-            return
-        self.last_metrics = {
-            "epoch": trainer.current_epoch,
-            "step": trainer.global_step,
-            **metrics,
-        }
-        self._save(pl_module, "last", self.last_metrics)
-        if _rank_key(metrics) > self.best_key:
-            self.best_key, self.best_metrics = _rank_key(metrics), self.last_metrics
-            self._save(pl_module, "best", self.best_metrics)
+        if trainer.is_global_zero and "val_acc" in metrics:
+            self.last_metrics = {
+                "epoch": trainer.current_epoch,
+                "step": trainer.global_step,
+                **metrics,
+            }
+            self._save(pl_module, "last", self.last_metrics)
+            if _rank_key(metrics) > self.best_key:
+                self.best_key, self.best_metrics = _rank_key(metrics), self.last_metrics
+                self._save(pl_module, "best", self.best_metrics)
+        # Full state (optimizer, schedule, this callback's best so far) for --resume; every
+        # rank takes part. Not after the extra validation that follows fit().
+        if trainer.state.fn == "fit":
+            trainer.save_checkpoint(self.out_dir / "lightning" / "last.ckpt")
 
     def _save(self, pl_module, name: str, metrics: dict):
         meta = {**self.metadata, "epoch": metrics.get("epoch"), "step": metrics.get("step")}
@@ -369,12 +383,15 @@ def train_classifier(
     data: str | Path,
     out_dir: str | Path,
     progress: bool = True,
+    resume: bool = False,
+    callbacks: list[Callback] | None = None,
 ) -> ClassifierResult:
     """Train ``cfg.model`` to classify the HR images of ``data``; write into ``out_dir``.
 
-    Files already in ``out_dir`` from an earlier run are replaced (checkpoints) or kept
-    beside (a new ``logs/version_N``). ``progress`` (default True) shows a bar. On CPU the
-    same config and seed give the same weights.
+    ``out_dir`` must not hold a run already, unless ``resume`` (default False) continues an
+    interrupted one with the same config from its last validation; on CPU the result is
+    then identical to an uninterrupted run, as it is for the same config and seed.
+    ``progress`` (default True) shows a bar; ``callbacks`` are extra Lightning callbacks.
 
     Example::
 
@@ -392,8 +409,7 @@ def train_classifier(
     total = cfg.max_steps if cfg.max_steps > 0 else cfg.max_epochs * steps_per_epoch
     model = build_classifier(cfg, num_classes=len(facts["names"]))
     module = ClassifierModule(model=model, cfg=cfg, total_steps=total, names=facts["names"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "train_config.json").write_text(cfg.model_dump_json(indent=2) + "\n")
+    ckpt = start_run(cfg, out_dir, resume)
     metadata = {
         "task": TASK,
         "class_names": facts["names"],
@@ -406,14 +422,15 @@ def train_classifier(
     trainer = make_trainer(
         cfg,
         out_dir,
-        callbacks=([RecalibrateBatchNorm(calibration)] if calibration else []) + [export],
+        callbacks=([RecalibrateBatchNorm(calibration)] if calibration else [])
+        + [export, *(callbacks or [])],
         progress=progress,
         steps_per_epoch=steps_per_epoch,
         tensorboard=False,
         max_epochs=cfg.max_epochs,
         max_steps=cfg.max_steps,
     )
-    trainer.fit(module, train_loader, val_loader)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt if resume else None)
     if export.last_metrics.get("step") != trainer.global_step:
         # A step budget ended mid-epoch: validate (and export) the final weights too.
         trainer.validate(module, val_loader, verbose=False)
