@@ -588,7 +588,8 @@ def _trust_table(result: dict) -> list[str]:
         "image, chi-square per LR pixel (~1: consistent within the noise; more: the output "
         "contradicts the data). Calibration: fraction of pixels whose error against the "
         "noise-free HR lies within 1 / 2 sigma of the dihedral test-time spread "
-        "(ideal 0.683 / 0.954; lower: overconfident).",
+        "(ideal 0.683 / 0.954; lower: overconfident; 0.000: sigma is zero, as for a model "
+        "that is symmetric under those transforms, e.g. bicubic).",
         "",
         "| model | χ²/pixel (LR) [95 % CI] | within 1σ (0.683) | within 2σ (0.954) |",
         "|:--|--:|--:|--:|",
