@@ -215,21 +215,53 @@ def train(
         "data": provenance,
         "training": json.loads(cfg.model_dump_json()),
     }
+    return fit_and_export(
+        cfg,
+        module,
+        train_loader,
+        val_loader,
+        out_dir=out_dir,
+        metadata=metadata,
+        resume_from=ckpt if resume else None,
+        callbacks=callbacks,
+        progress=progress,
+        grad_clip=None if isinstance(module, GANModule) else cfg.grad_clip,
+    )
+
+
+def fit_and_export(
+    cfg,
+    module: L.LightningModule,
+    train_loader,
+    val_loader,
+    *,
+    out_dir: Path,
+    metadata: dict,
+    resume_from: Path | None,
+    callbacks: list[Callback] | None,
+    progress: bool,
+    grad_clip: float | None,
+    deterministic: bool | str = True,
+) -> TrainResult:
+    """Fit ``module`` within ``cfg``'s budget (steps, epochs, minutes), validating every
+    ``cfg.val_check_interval`` steps or every epoch, exporting ``best``/``last`` safetensors
+    with ``metadata``; shared by SR and physics-informed training."""
     export = ExportCheckpoints(out_dir, metadata)
     trainer = make_trainer(
         cfg,
         out_dir,
         callbacks=[export, *(callbacks or [])],
         progress=progress,
-        steps_per_epoch=steps_per_epoch,
+        steps_per_epoch=len(train_loader),
+        deterministic=deterministic,
         max_epochs=cfg.max_epochs,
         max_steps=cfg.max_steps,
         max_time={"minutes": cfg.max_time_minutes} if cfg.max_time_minutes else None,
-        gradient_clip_val=None if isinstance(module, GANModule) else cfg.grad_clip,
+        gradient_clip_val=grad_clip,
         val_check_interval=cfg.val_check_interval,
         check_val_every_n_epoch=None if cfg.val_check_interval else 1,
     )
-    trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt if resume else None)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from)
     if not export.best_metrics:
         raise LensrError("training ended before the first validation: raise the budget")
     return TrainResult(

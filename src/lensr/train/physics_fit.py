@@ -34,7 +34,7 @@ from lensr.data.torch_data import EpochSampler, split_indices
 from lensr.errors import LensrError
 from lensr.models import create_model, get_model_info
 from lensr.models.physics import PhysicsSR
-from lensr.train.fit import ExportCheckpoints, TrainResult
+from lensr.train.fit import TrainResult, fit_and_export
 from lensr.train.physics_module import (
     Instrument,
     LRImages,
@@ -43,7 +43,7 @@ from lensr.train.physics_module import (
     ValImages,
     describe_instrument,
 )
-from lensr.train.trainer import make_trainer, start_run
+from lensr.train.trainer import start_run
 
 
 def _split(cfg: PhysicsTrainConfig, data: Path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -163,29 +163,17 @@ def train_physics(
         "supervision": "none: LR images and the LR instrument only (HR for validation)",
         "instrument": describe_instrument(instrument),
     }
-    export = ExportCheckpoints(out_dir, metadata)
-    trainer = make_trainer(
+    return fit_and_export(
         cfg,
-        out_dir,
-        callbacks=[export, *(callbacks or [])],
+        module,
+        train_loader,
+        val_loader,
+        out_dir=out_dir,
+        metadata=metadata,
+        resume_from=ckpt if resume else None,
+        callbacks=callbacks,
         progress=progress,
-        steps_per_epoch=steps_per_epoch,
+        grad_clip=cfg.grad_clip,
         # grid_sample's CUDA backward has no deterministic kernel: exact on CPU, warn on GPU.
         deterministic=True if cfg.accelerator == "cpu" else "warn",
-        max_epochs=cfg.max_epochs,
-        max_steps=cfg.max_steps,
-        max_time={"minutes": cfg.max_time_minutes} if cfg.max_time_minutes else None,
-        gradient_clip_val=cfg.grad_clip,
-        val_check_interval=cfg.val_check_interval,
-        check_val_every_n_epoch=None if cfg.val_check_interval else 1,
-    )
-    trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt if resume else None)
-    if not export.best_metrics:
-        raise LensrError("training ended before the first validation: raise the budget")
-    return TrainResult(
-        out_dir=out_dir,
-        best=out_dir / "best.safetensors",
-        last=out_dir / "last.safetensors",
-        best_metrics=export.best_metrics,
-        history=Path(trainer.loggers[0].log_dir) / "metrics.csv",
     )
