@@ -63,10 +63,11 @@ SIGMA_SUFFIX = "_sigma"
 SIGMA_EXTNAME = "UNCERTAINTY"
 """``--uncertainty`` with FITS output: the image extension holding sigma."""
 
-# channels_last (weights and input) measured with benchmarks/sr_throughput.py, 1 thread,
-# 75x75 LR, batch 16, inference mode: +15 % (SRResNet) to +65 % (RDN) images/s for the
-# registered networks on CPU; converting only the input gains nothing. Not measured on GPUs,
-# so it is used on CPU only.
+# channels_last (weights and input) measured with benchmarks/sr_throughput.py, 2 threads,
+# 75x75 LR, batch 16, inference mode: +10 % (EDSR-tiny) to +38 % (SRResNet-tiny, RDN-tiny)
+# images/s for every registered network on CPU, but -10 to -16 % for the parameter-free
+# bilinear/bicubic, so only networks use it; converting only the input gains nothing. Not
+# measured on GPUs, so it is used on CPU only.
 CHANNELS_LAST_ON_CPU = True
 
 
@@ -88,7 +89,8 @@ def upscale_array(
     Each image is divided by ``lr_scale`` of itself (the percentile recorded in the
     checkpoint's ``normalization``, default 99.5), run through ``model`` (any
     ``(N,1,h,w) -> (N,1,sh,sw)`` module with a ``scale`` attribute, put in eval mode on
-    ``device``, default "cpu", moved there in place and, on CPU, made channels_last),
+    ``device``, default "cpu", moved there in place and, for a network on CPU, made
+    channels_last),
     and multiplied back, so values keep their units.
     ``batch_size`` (default 16) images run per call under ``torch.inference_mode``.
     ``tile`` (default None) LR pixels per tile with ``overlap`` (default 16) pixels of
@@ -112,7 +114,8 @@ def upscale_array(
         tile = AUTO_TILE
     dtype = next((p.dtype for p in model.parameters()), torch.float32)
     out = np.empty((n, h * scale, w * scale), dtype=np.float32)
-    channels_last = CHANNELS_LAST_ON_CPU and dev.type == "cpu"
+    has_weights = any(True for _ in model.parameters())
+    channels_last = CHANNELS_LAST_ON_CPU and dev.type == "cpu" and has_weights
     was_training = model.training
     model.eval().to(dev)
     if channels_last:
