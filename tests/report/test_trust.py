@@ -139,6 +139,19 @@ def test_a_malformed_file_becomes_a_note(tmp_path):
     assert 'class="note"' in html and "could not be read" in html
 
 
+def test_transfer_evaluations_are_included_and_the_figure_is_shown_once(tmp_path):
+    run = _run_dir(tmp_path, _metrics())
+    domain = run / "transfer" / "ground" / "eval"
+    domain.mkdir(parents=True)
+    (domain / "metrics.json").write_text(json.dumps(_metrics()))
+    _png(domain / "trust.png")
+    html = trust_section(run)
+    assert "<h3>sim</h3>" in html and "<h3>transfer: ground</h3>" in html
+    assert html.count('src="data:image/png;base64,') == 2
+    results = results_section(run)
+    assert results is not None and "data:image/png" not in results  # not repeated there
+
+
 def test_the_section_follows_the_results():
     assert SECTIONS[SECTIONS.index(results_section) + 1] is trust_section
 

@@ -455,6 +455,8 @@ def _eval_html(run_dir: Path, eval_dir: Path) -> str:
         "residuals": f"residuals: output minus noise-free HR, same images{shown}",
     }
     for key, name in figures.items():
+        if key == "trust":  # shown in "Can we trust it?" with its tables
+            continue
         caption = captions.get(key, key)
         parts.append(figure(eval_dir / Path(str(name)).name, caption=caption, run_dir=run_dir))
     return "\n".join(parts)

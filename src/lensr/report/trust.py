@@ -167,14 +167,16 @@ def _eval_trust_html(run_dir: Path, eval_dir: Path) -> str:
 
 
 def trust_section(run_dir: Path) -> str | None:
-    """Can we trust it?: per evaluation, LR chi2, sigma calibration, projection, figure."""
-    dirs = [d for d in _subdirs(run_dir / "eval") if (d / "metrics.json").exists()]
-    wanted = []
-    for d in dirs:
+    """Can we trust it?: per evaluation (``eval/*`` and ``transfer/*/eval``), LR chi2, sigma
+    calibration, projection and the figure of the images the measures flag."""
+    dirs = {d.name: d for d in _subdirs(run_dir / "eval")}
+    dirs |= {f"transfer: {d.name}": d / "eval" for d in _subdirs(run_dir / "transfer")}
+    wanted = {}
+    for title, d in dirs.items():
         try:
             if _has_trust(read_json(d / "metrics.json")):
-                wanted.append(d)
-        except Exception:  # noqa: BLE001 - the Results section already notes a bad file
+                wanted[title] = d
+        except Exception:  # noqa: BLE001 - missing or bad: the Results section notes it
             continue
     if not wanted:
         return None
@@ -198,9 +200,12 @@ def trust_section(run_dir: Path) -> str | None:
             "(iterative back-projection), changing only what the LR image constrains."
         )
     ]
-    for d in wanted:
-        parts.append(f"<h3>{esc(d.name)}</h3>")
+    for title, d in wanted.items():
+        parts.append(f"<h3>{esc(title)}</h3>")
         parts.append(
-            guarded(f"eval/{d.name}/metrics.json", lambda d=d: _eval_trust_html(run_dir, d))
+            guarded(
+                str((d / "metrics.json").relative_to(run_dir)),
+                lambda d=d: _eval_trust_html(run_dir, d),
+            )
         )
     return section("Can we trust it?", "\n".join(parts), anchor="trust")
