@@ -102,7 +102,7 @@ def test_section_shows_chi2_calibration_projection_and_figure(tmp_path):
     assert html.startswith('<section id="trust">') and "<h2>Can we trust it?</h2>" in html
     assert "the simulated instrument" in html
     # chi2 with its interval, the fractions and the ideal row, and plain-language readings.
-    assert '3.5 <span class="ci">[3.4, 3.6]</span>' in html
+    assert '3.50 <span class="ci">[3.40, 3.60]</span>' in html
     assert "0.450" in html and "0.683" in html and "0.954" in html
     assert "inconsistent with the LR data" in html and "σ ≈ 0: no information" in html
     assert "consistent; σ too small (overconfident)" in html

@@ -42,8 +42,9 @@ def _finite(value: object) -> float | None:
 
 def fmt(value: object, *, kind: str = "auto", sign: bool = False) -> str:
     """A number formatted for a table: ``psnr`` 2 decimals, ``ssim`` 4 decimals, ``mse``
-    3 significant digits in scientific notation, ``int`` with thousands separators,
-    ``auto`` 4 significant digits. Missing or non-numeric values give an en dash."""
+    3 significant digits in scientific notation, ``chi2`` 2 decimals, ``int`` with thousands
+    separators, ``auto`` 4 significant digits. Missing or non-numeric values give an en
+    dash."""
     number = _finite(value)
     if number is None:
         return "–" if value is None or isinstance(value, int | float) else esc(value)
@@ -54,6 +55,8 @@ def fmt(value: object, *, kind: str = "auto", sign: bool = False) -> str:
         return f"{number:{plus}.4f}"
     if kind == "mse":
         return f"{number:{plus}.2e}"
+    if kind == "chi2":
+        return f"{number:{plus}.2f}"
     if kind == "int" or (kind == "auto" and number.is_integer() and abs(number) < 1e15):
         return f"{int(number):{plus},}"
     return f"{number:{plus}.4g}"

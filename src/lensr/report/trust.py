@@ -80,7 +80,7 @@ def _trust_table(models: list[dict]) -> str:
     for m in models:
         chi2 = (m.get("chi2_lr") or {}).get("overall")
         calib = (m.get("calibration") or {}).get("overall")
-        cells = [fmt_stat(chi2, kind="auto") if chi2 else "–"]
+        cells = [fmt_stat(chi2, kind="chi2") if chi2 else "–"]
         cells += [_fraction(((calib or {}).get(k) or {}).get("mean")) for k in IDEAL]
         reading = "; ".join(r for r in (_chi2_reading(chi2), _sigma_reading(calib)) if r)
         rows.append([esc(m["name"]), *cells, esc(reading or "–")])
