@@ -49,9 +49,11 @@ def test_same_seed_is_byte_identical_and_other_seed_differs(tmp_path, tiny_confi
         assert not np.array_equal(da.hr[:], dc.hr[:])
 
 
-def test_parallel_equals_serial(tmp_path, tiny_config):
-    serial = simulate(tiny_config, n=20, seed=0, out=tmp_path / "s.h5", progress=False)
-    parallel = simulate(tiny_config, n=20, seed=0, out=tmp_path / "p.h5", workers=2, progress=False)
+@pytest.mark.parametrize("adaptive", [0.0, 1e-3])
+def test_parallel_equals_serial(tmp_path, tiny_config, adaptive):
+    cfg = tiny_config.model_copy(update={"adaptive_threshold": adaptive})
+    serial = simulate(cfg, n=20, seed=0, out=tmp_path / "s.h5", progress=False)
+    parallel = simulate(cfg, n=20, seed=0, out=tmp_path / "p.h5", workers=2, progress=False)
     assert_same_data(serial, parallel)
 
 
