@@ -191,6 +191,7 @@ _TRAIN_OPTIONS = {
     "devices": typer.Option(None, help="Number of devices (Lightning)."),
     "strategy": typer.Option(None, help="auto, ddp ... (Lightning)."),
     "precision": typer.Option(None, help="32-true, bf16-mixed, 16-mixed (Lightning)."),
+    "threads": typer.Option(None, help="torch CPU threads (default: torch's choice)."),
 }
 
 
@@ -213,9 +214,11 @@ def train(
     devices: int = _TRAIN_OPTIONS["devices"],
     strategy: str = _TRAIN_OPTIONS["strategy"],
     precision: str = _TRAIN_OPTIONS["precision"],
+    threads: int = _TRAIN_OPTIONS["threads"],
 ):
     """Train an SR model (PyTorch Lightning; CPU by default, GPUs/DDP with the same code)."""
     from lensr.train.fit import train as run
+    from lensr.train.trainer import is_global_zero
 
     cfg = _train_config(
         config,
@@ -233,9 +236,12 @@ def train(
             "devices": devices,
             "strategy": strategy,
             "precision": precision,
+            "threads": threads,
         },
     )
     result = run(cfg, data=data, out_dir=out, resume=resume)
+    if not is_global_zero():
+        return
     m = result.best_metrics["metrics"]
     console.print(
         f"best: {result.best}  (epoch {result.best_metrics['epoch']}, "

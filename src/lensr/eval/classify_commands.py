@@ -99,6 +99,7 @@ def classify_train_command(
 ):
     """Train the substructure classifier (ResNet-18) on the HR images of a dataset."""
     from lensr.train.classifier import train_classifier
+    from lensr.train.trainer import is_global_zero
 
     cfg = classifier_config(
         config,
@@ -112,6 +113,8 @@ def classify_train_command(
         precision=precision,
     )
     result = train_classifier(cfg, data=data, out_dir=out, resume=resume)
+    if not is_global_zero():
+        return
     m = result.metrics
     console.print(
         f"best: {result.best} (epoch {m.get('epoch')}): validation accuracy "

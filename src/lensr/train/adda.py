@@ -95,7 +95,7 @@ from lensr.train.finetune import (
     validate_model,
 )
 from lensr.train.sr_module import SRModule
-from lensr.train.trainer import make_trainer
+from lensr.train.trainer import is_global_zero, make_trainer
 
 
 class ADDAConfig(Runtime):
@@ -334,6 +334,11 @@ def _monitor_config(cfg: ADDAConfig, meta: dict) -> TrainConfig:
 
 
 def _trainer(cfg: ADDAConfig, out_dir: Path, callbacks: list, progress: bool) -> L.Trainer:
+    several = isinstance(cfg.devices, int) and cfg.devices > 1
+    if cfg.strategy == "ddp" or (cfg.strategy == "auto" and several):
+        # Each step updates either the discriminator or the encoder, never both, so DDP
+        # must expect parameters without gradients.
+        cfg = cfg.model_copy(update={"strategy": "ddp_find_unused_parameters_true"})
     return make_trainer(
         cfg,
         out_dir,
@@ -426,6 +431,8 @@ def _hr_use(cfg: ADDAConfig) -> str:
 
 
 def _export(module: ADDAModule, track: Track, info: dict, cfg: ADDAConfig, out_dir: Path):
+    if not is_global_zero():  # rank 0 writes; the other DDP ranks only trained
+        return out_dir / "best.safetensors"
     last = track.history[-1] if track.history else {"step": cfg.steps, "metrics": {}}
     model = module.model
     save_checkpoint(

@@ -278,11 +278,13 @@ class ClassifierModule(L.LightningModule):
         acc = (logits.argmax(1) == labels).float().mean()
         probs = torch.softmax(logits, 1).cpu().double().numpy()
         macro, per_class = _macro_auc(labels.cpu().numpy(), probs, self.names)
-        self.log("val_loss", loss)
-        self.log("val_acc", acc, prog_bar=True)
-        self.log("val_auc", torch.tensor(macro), prog_bar=True)
+        # Every rank holds the same gathered values; syncing them just says so to Lightning.
+        sync = {"sync_dist": self.trainer.world_size > 1}
+        self.log("val_loss", loss, **sync)
+        self.log("val_acc", acc, prog_bar=True, **sync)
+        self.log("val_auc", torch.tensor(macro), prog_bar=True, **sync)
         for name, value in per_class.items():
-            self.log(f"val_auc_{name}", torch.tensor(value))
+            self.log(f"val_auc_{name}", torch.tensor(value), **sync)
 
 
 class RecalibrateBatchNorm(Callback):
@@ -431,14 +433,16 @@ def train_classifier(
         max_steps=cfg.max_steps,
     )
     trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt if resume else None)
-    if export.last_metrics.get("step") != trainer.global_step:
+    # Only rank 0 exports; every DDP rank must take the same branch below.
+    if trainer.strategy.broadcast(export.last_metrics.get("step")) != trainer.global_step:
         # A step budget ended mid-epoch: validate (and export) the final weights too.
         trainer.validate(module, val_loader, verbose=False)
-    if not export.best_metrics:
+    best_metrics = trainer.strategy.broadcast(export.best_metrics)
+    if not best_metrics:
         raise LensrError(f"no validation metrics were produced for {data}")
     return ClassifierResult(
         best=out_dir / "best.safetensors",
-        metrics=export.best_metrics,
+        metrics=best_metrics,
         history=Path(trainer.logger.log_dir) / "metrics.csv",
         last=out_dir / "last.safetensors",
     )

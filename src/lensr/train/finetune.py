@@ -39,6 +39,7 @@ from lensr.models.common import SRNet, split_parameters
 from lensr.train.config import Runtime, TrainConfig
 from lensr.train.fit import TrainResult, _loaders, train
 from lensr.train.sr_module import SRModule, make_scheduler
+from lensr.train.trainer import is_global_zero
 
 
 class FinetuneConfig(Runtime):
@@ -98,7 +99,10 @@ def check_data_scale(checkpoint: str | Path, scale: int, data: str | Path) -> di
 
 
 def check_new_out(out_dir: Path, *names: str) -> None:
-    """Refuse to mix a new run into a folder that already holds one."""
+    """Refuse to mix a new run into a folder that already holds one. Checked by the reporting
+    process only: the other DDP ranks start after it and find its fresh folders."""
+    if not is_global_zero():
+        return
     taken = [n for n in names if (out_dir / n).exists()]
     if taken:
         raise LensrError(f"{out_dir} already holds a run ({taken[0]}): use a new --out")
@@ -335,4 +339,6 @@ def _export(runs, checkpoint, meta, cfg, source_metrics, out_dir: Path) -> Path:
         "step": best["step"],
         "metrics": best["metrics"],
     }
+    if not is_global_zero():
+        return out_dir / "best.safetensors"
     return save_checkpoint(model, out_dir / "best.safetensors", metadata=info)

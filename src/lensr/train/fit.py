@@ -262,12 +262,14 @@ def fit_and_export(
         check_val_every_n_epoch=None if cfg.val_check_interval else 1,
     )
     trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from)
-    if not export.best_metrics:
+    # Rank 0 exported; under DDP every rank returns its result.
+    best_metrics = trainer.strategy.broadcast(export.best_metrics)
+    if not best_metrics:
         raise LensrError("training ended before the first validation: raise the budget")
     return TrainResult(
         out_dir=out_dir,
         best=out_dir / "best.safetensors",
         last=out_dir / "last.safetensors",
-        best_metrics=export.best_metrics,
+        best_metrics=best_metrics,
         history=Path(trainer.loggers[0].log_dir) / "metrics.csv",
     )

@@ -60,6 +60,7 @@ def physics_train_command(
     re-lensed at HR; the loss is LR consistency through the LR instrument.
     """
     from lensr.train.physics_fit import train_physics
+    from lensr.train.trainer import is_global_zero
 
     cfg = _config(
         config,
@@ -80,6 +81,8 @@ def physics_train_command(
         },
     )
     result = train_physics(cfg, data=data, out_dir=out, resume=resume)
+    if not is_global_zero():
+        return
     m = result.best_metrics["metrics"]
     clean = (
         f", noise-free HR {m['val_psnr_clean']:.2f} dB / {m['val_ssim_clean']:.4f}"

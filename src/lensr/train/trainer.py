@@ -8,9 +8,16 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from lensr.errors import LensrError
 from lensr.train.config import Runtime
+
+
+def is_global_zero() -> bool:
+    """True in the process that reports: the only one, or rank 0 of a DDP run (the others
+    train too but print nothing)."""
+    return rank_zero_only.rank == 0
 
 
 def start_run(cfg, out_dir: Path, resume: bool) -> Path:

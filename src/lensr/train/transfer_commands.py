@@ -29,6 +29,7 @@ _LIGHTNING = {
     "seed": typer.Option(None, help="Seed of the split, the crops and the order."),
     "accelerator": typer.Option(None, help="cpu, gpu, auto ... (Lightning)."),
     "devices": typer.Option(None, help="Number of devices (Lightning)."),
+    "strategy": typer.Option(None, help="auto, ddp ... (Lightning; ddp for several GPUs)."),
     "precision": typer.Option(None, help="32-true, bf16-mixed, 16-mixed (Lightning)."),
     "threads": typer.Option(None, help="torch CPU threads."),
 }
@@ -76,6 +77,7 @@ def finetune_command(
     seed: int = _LIGHTNING["seed"],
     accelerator: str = _LIGHTNING["accelerator"],
     devices: int = _LIGHTNING["devices"],
+    strategy: str = _LIGHTNING["strategy"],
     precision: str = _LIGHTNING["precision"],
     threads: int = _LIGHTNING["threads"],
 ):
@@ -96,12 +98,16 @@ def finetune_command(
             "seed": seed,
             "accelerator": accelerator,
             "devices": devices,
+            "strategy": strategy,
             "precision": precision,
             "threads": threads,
         },
     )
     path = finetune(model, data=data, out_dir=out, cfg=cfg)
-    console.print(_summary(path), highlight=False, soft_wrap=True)
+    from lensr.train.trainer import is_global_zero
+
+    if is_global_zero():  # one summary, not one per DDP rank
+        console.print(_summary(path), highlight=False, soft_wrap=True)
 
 
 def adda_command(
@@ -131,6 +137,7 @@ def adda_command(
     seed: int = _LIGHTNING["seed"],
     accelerator: str = _LIGHTNING["accelerator"],
     devices: int = _LIGHTNING["devices"],
+    strategy: str = _LIGHTNING["strategy"],
     precision: str = _LIGHTNING["precision"],
     threads: int = _LIGHTNING["threads"],
 ):
@@ -154,9 +161,13 @@ def adda_command(
             "seed": seed,
             "accelerator": accelerator,
             "devices": devices,
+            "strategy": strategy,
             "precision": precision,
             "threads": threads,
         },
     )
     path = adda(model, source_data=source, target_data=target, out_dir=out, cfg=cfg)
-    console.print(_summary(path), highlight=False, soft_wrap=True)
+    from lensr.train.trainer import is_global_zero
+
+    if is_global_zero():  # one summary, not one per DDP rank
+        console.print(_summary(path), highlight=False, soft_wrap=True)
