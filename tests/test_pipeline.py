@@ -118,6 +118,7 @@ def test_tiny_study_end_to_end_then_cached_then_changed(tmp_path):
             "not a multiple of scale",
         ),
         ({"train_defaults": {"patchsize": 3}}, "unknown key 'patchsize'"),
+        ({"train_defaults": {"devices": 2, "strategy": "ddp"}}, "each stage on one device"),
     ],
 )
 def test_bad_study_configs_fail_before_any_work(tmp_path, patch, message):

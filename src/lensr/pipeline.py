@@ -270,21 +270,37 @@ def plan_data(study: StudyConfig, run_dir: Path) -> list[Stage]:
     return stages
 
 
+def one_process(cfg, *, source: str):
+    """``cfg`` if it runs in this process. DDP starts its other ranks by re-running the
+    command, which for ``lensr run`` would mean the whole study again in every rank."""
+    devices = cfg.devices
+    single = devices in (1, "1") or (isinstance(devices, list | tuple) and len(devices) == 1)
+    if not single or "ddp" in str(cfg.strategy):
+        raise LensrError(
+            f"{source}: lensr run trains each stage on one device (got devices={devices!r}, "
+            f"strategy={cfg.strategy!r}); for several GPUs run that stage on its own, e.g. "
+            "lensr train --devices 4 --strategy ddp"
+        )
+    return cfg
+
+
 def train_config(study: StudyConfig, overrides: dict, *, source: str):
     from lensr.train.config import TrainConfig
 
     merged = deep_update({"seed": study.seed, "threads": study.threads}, study.train_defaults)
-    return validate(TrainConfig, deep_update(merged, overrides), source=source)
+    cfg = validate(TrainConfig, deep_update(merged, overrides), source=source)
+    return one_process(cfg, source=source)
 
 
 def physics_config(study: StudyConfig, overrides: dict, *, source: str):
     from lensr.train.physics_module import PhysicsTrainConfig
 
-    return validate(
+    cfg = validate(
         PhysicsTrainConfig,
         deep_update({"seed": study.seed, "threads": study.threads}, overrides),
         source=source,
     )
+    return one_process(cfg, source=source)
 
 
 def _physics_stage(name: str, spec: ModelSpec, study: StudyConfig, run_dir: Path) -> Stage:
@@ -416,6 +432,7 @@ def plan_transfer(study: StudyConfig, run_dir: Path) -> list[Stage]:
     base = {"seed": study.seed, "threads": study.threads}
     ft_cfg = validate(FinetuneConfig, {**base, **spec.finetune}, source="transfer.finetune")
     adda_cfg = validate(ADDAConfig, {**base, **spec.adda}, source="transfer.adda")
+    one_process(ft_cfg, source="transfer.finetune"), one_process(adda_cfg, source="transfer.adda")
     stages = []
     for domain, d in spec.domains.items():
         root = run_dir / "transfer" / domain
@@ -517,9 +534,12 @@ def plan_classification(study: StudyConfig, run_dir: Path) -> list[Stage]:
     root = run_dir / "classify"
     data = run_dir / "data" / f"{spec.dataset}.h5"
     test = run_dir / "data" / f"{spec.test}.h5"
-    clf_cfg = validate(
-        ClassifierConfig,
-        {"seed": study.seed, "threads": study.threads, **spec.classifier},
+    clf_cfg = one_process(
+        validate(
+            ClassifierConfig,
+            {"seed": study.seed, "threads": study.threads, **spec.classifier},
+            source="classify.classifier",
+        ),
         source="classify.classifier",
     )
     sr_runs = {"sr-all": None, **({"sr-cdm": ["cdm"]} if spec.hallucination else {})}
