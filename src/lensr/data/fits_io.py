@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -63,10 +64,13 @@ def read_fits_image(
     if not os.path.isfile(name):
         raise LensrError(f"{name}: no such file")
     try:
-        with fits.open(name, memmap=False) as hdul:
-            chosen = _pick_hdu(hdul, hdu, name)
-            data = np.asarray(chosen.data)
-            header = chosen.header.copy()
+        with warnings.catch_warnings():
+            # A short file is an error with astropy's clear reason, not a warning + a crash.
+            warnings.filterwarnings("error", message="File may have been truncated")
+            with fits.open(name, memmap=False) as hdul:
+                chosen = _pick_hdu(hdul, hdu, name)
+                data = np.asarray(chosen.data)
+                header = chosen.header.copy()
     except LensrError:
         raise
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError... on bad files
