@@ -1,7 +1,7 @@
 """Simulation throughput: pairs/s per preset and class on this machine.
 
     python benchmarks/simulate.py                 # every preset, 1 process, per class
-    python benchmarks/simulate.py --n 2000 --workers 2   # plus an end-to-end `simulate` run
+    python benchmarks/simulate.py --e2e-n 2000 --workers 2   # plus an end-to-end run each
 
 Prints a table; the per-class rows time `Renderer.render` in one process (warm), the
 end-to-end row times `lensr.sim.run.simulate` with writing to HDF5 and worker start-up.
