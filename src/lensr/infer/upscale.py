@@ -65,9 +65,9 @@ SIGMA_EXTNAME = "UNCERTAINTY"
 
 # channels_last (weights and input) measured with benchmarks/sr_throughput.py, 2 threads,
 # 75x75 LR, batch 16, inference mode: +10 % (EDSR-tiny) to +38 % (SRResNet-tiny, RDN-tiny)
-# images/s for every registered network on CPU, but -10 to -16 % for the parameter-free
-# bilinear/bicubic, so only networks use it; converting only the input gains nothing. Not
-# measured on GPUs, so it is used on CPU only.
+# images/s for every registered network on CPU; nothing for the parameter-free bilinear and
+# bicubic (-16 % in that benchmark, +2 % through upscale_array), so only networks use it.
+# Converting only the input gains nothing. Not measured on GPUs: used on CPU only.
 CHANNELS_LAST_ON_CPU = True
 
 
