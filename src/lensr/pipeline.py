@@ -432,7 +432,8 @@ def plan_transfer(study: StudyConfig, run_dir: Path) -> list[Stage]:
     base = {"seed": study.seed, "threads": study.threads}
     ft_cfg = validate(FinetuneConfig, {**base, **spec.finetune}, source="transfer.finetune")
     adda_cfg = validate(ADDAConfig, {**base, **spec.adda}, source="transfer.adda")
-    one_process(ft_cfg, source="transfer.finetune"), one_process(adda_cfg, source="transfer.adda")
+    one_process(ft_cfg, source="transfer.finetune")
+    one_process(adda_cfg, source="transfer.adda")
     stages = []
     for domain, d in spec.domains.items():
         root = run_dir / "transfer" / domain
