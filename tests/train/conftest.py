@@ -1,3 +1,4 @@
+import lightning as L
 import pytest
 import torch
 
@@ -20,3 +21,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+class CrashAtEpoch(L.Callback):
+    """Raises at the start of ``epoch``: an interrupted run, for the resume tests."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+@pytest.fixture
+def crash_at_epoch():
+    """``crash_at_epoch(n)``: a callback that interrupts training at the start of epoch n."""
+    return CrashAtEpoch

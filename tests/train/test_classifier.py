@@ -2,7 +2,6 @@
 
 import json
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -93,21 +92,13 @@ def test_same_seed_same_weights(rings, tmp_path):
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
-class CrashAtEpoch(L.Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        if trainer.current_epoch == self.epoch:
-            raise RuntimeError("simulated crash")
-
-
-def test_resume_after_interruption_gives_identical_weights(rings, tmp_path):
+def test_resume_after_interruption_gives_identical_weights(rings, tmp_path, crash_at_epoch):
     cfg = ClassifierConfig(**FAST, max_epochs=3, bn_recalibration_images=16)
     straight = train_classifier(cfg, data=rings, out_dir=tmp_path / "a", progress=False)
     out = tmp_path / "b"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_classifier(cfg, data=rings, out_dir=out, progress=False, callbacks=[CrashAtEpoch(2)])
+        crash = [crash_at_epoch(2)]
+        train_classifier(cfg, data=rings, out_dir=out, progress=False, callbacks=crash)
     state = torch.load(out / "lightning" / "last.ckpt", weights_only=True)["callbacks"]
     best = json.loads((out / "best.json").read_text())["metrics"]
     assert state["ExportClassifier"]["best_metrics"]["val_acc"] == best["val_acc"]

@@ -2,7 +2,6 @@
 
 import json
 
-import lightning as L
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -46,16 +45,7 @@ def test_same_seed_same_weights(tiny_h5, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-class StopAtEpoch(L.Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        if trainer.current_epoch == self.epoch:
-            raise RuntimeError("simulated crash")
-
-
-def test_resume_after_interruption_gives_identical_weights(tiny_h5, tmp_path):
+def test_resume_after_interruption_gives_identical_weights(tiny_h5, tmp_path, crash_at_epoch):
     config = cfg(max_epochs=3, ema=0.9, schedule="cosine")
     straight = train(config, data=tiny_h5, out_dir=tmp_path / "straight", progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -64,7 +54,7 @@ def test_resume_after_interruption_gives_identical_weights(tiny_h5, tmp_path):
             data=tiny_h5,
             out_dir=tmp_path / "resumed",
             progress=False,
-            callbacks=[StopAtEpoch(2)],
+            callbacks=[crash_at_epoch(2)],
         )
     # The saved state knows the best validation so far, including the latest one.
     state = torch.load(tmp_path / "resumed" / "lightning" / "last.ckpt", weights_only=True)
@@ -145,3 +135,4 @@ def test_training_on_one_class_only(tiny_h5, tmp_path):
     assert meta["data"]["classes"] == ["cdm"] and meta["data"]["n_train"] == 6
     with pytest.raises(LensrError, match="no class 'wdm'"):
         train(cfg(classes=["wdm"]), data=tiny_h5, out_dir=tmp_path / "x", progress=False)
+
