@@ -136,3 +136,18 @@ def test_training_on_one_class_only(tiny_h5, tmp_path):
     with pytest.raises(LensrError, match="no class 'wdm'"):
         train(cfg(classes=["wdm"]), data=tiny_h5, out_dir=tmp_path / "x", progress=False)
 
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        ({"accelerator": "gpu"}, "No supported gpu backend"),  # this CPU-only test machine
+        ({"precision": "bogus"}, "Precision 'bogus' is invalid"),
+        ({"strategy": "bogus"}, "invalid strategy name"),
+    ],
+)
+def test_settings_lightning_refuses_are_one_line_errors(tiny_h5, tmp_path, setting, reason):
+    if setting.get("accelerator") == "gpu" and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(LensrError, match="Lightning refused") as info:
+        train(cfg(**setting), data=tiny_h5, out_dir=tmp_path, progress=False)
+    assert reason in str(info.value) and "\n" not in str(info.value)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import lightning as L
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -58,18 +59,25 @@ def make_trainer(
     loggers = [CSVLogger(out_dir, name="logs")]
     if tensorboard:
         loggers.append(TensorBoardLogger(out_dir, name="tb", default_hp_metric=False))
-    return L.Trainer(
-        accelerator=runtime.accelerator,
-        devices=runtime.devices,
-        strategy=runtime.strategy,
-        precision=runtime.precision,
-        callbacks=list(callbacks) + ([TQDMProgressBar(refresh_rate=10)] if progress else []),
-        logger=loggers,
-        enable_checkpointing=False,
-        log_every_n_steps=max(1, min(10, steps_per_epoch)),
-        num_sanity_val_steps=0,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        deterministic=deterministic,
-        **limits,
-    )
+    try:
+        return L.Trainer(
+            accelerator=runtime.accelerator,
+            devices=runtime.devices,
+            strategy=runtime.strategy,
+            precision=runtime.precision,
+            callbacks=list(callbacks) + ([TQDMProgressBar(refresh_rate=10)] if progress else []),
+            logger=loggers,
+            enable_checkpointing=False,
+            log_every_n_steps=max(1, min(10, steps_per_epoch)),
+            num_sanity_val_steps=0,
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            deterministic=deterministic,
+            **limits,
+        )
+    except (ValueError, MisconfigurationException) as exc:  # e.g. --accelerator gpu, no GPU
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LensrError(
+            f"Lightning refused accelerator={runtime.accelerator!r}, devices={runtime.devices!r}, "
+            f"strategy={runtime.strategy!r}, precision={runtime.precision!r}: {reason}"
+        ) from None
