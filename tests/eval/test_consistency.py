@@ -12,16 +12,9 @@ from scipy.ndimage import gaussian_filter
 
 from lensr.data.store import open_dataset
 from lensr.errors import LensrError
-from lensr.eval.consistency import (
-    constant_variance,
-    degrade,
-    estimate_noise_variance,
-    gaussian_degradation,
-    lr_chi2,
-    lr_instrument,
-)
+from lensr.eval.consistency import lr_chi2
 from lensr.eval.evaluate import evaluate
-from lensr.infer.degrade import instrument_for
+from lensr.instrument.from_dataset import gaussian_degradation, instrument_for, lr_instrument
 from lensr.models import create_model
 from lensr.models.checkpoint import save_checkpoint
 from lensr.sim.config import load_sim_config
@@ -94,26 +87,6 @@ def test_copying_the_noise_scores_less_than_one(sim):
     D = gaussian_degradation(lr_fwhm=0.0, pixel_scale=0.16, scale=2)
     copied, _ = lr_chi2(copy, sim["lr"], D, sim["var"])
     assert copied.max() < 1e-6
-
-
-def test_noise_estimate_from_the_lr_image():
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:64, :64]
-    smooth = 5 * np.exp(-((yy - 32) ** 2 + (xx - 30) ** 2) / 400.0)  # a faint, smooth lens
-    images = smooth + rng.normal(0, 0.3, size=(4, 64, 64))
-    var = estimate_noise_variance(images)
-    np.testing.assert_allclose(np.sqrt(var), 0.3, rtol=0.08)
-    assert constant_variance(var)(images).shape == images.shape
-
-
-def test_gaussian_degradation():
-    x = np.random.default_rng(1).random((2, 8, 8))
-    binned = degrade(x, gaussian_degradation(lr_fwhm=0.0, pixel_scale=0.1, scale=2))
-    np.testing.assert_allclose(binned, x.reshape(2, 4, 2, 4, 2).mean(axis=(2, 4)), atol=1e-6)
-    D = gaussian_degradation(lr_fwhm=0.2, hr_fwhm=0.1, pixel_scale=0.16, scale=2)
-    assert D.kernels.shape[-1] % 2 == 1 and abs(float(D.kernels.sum()) - 1) < 1e-9
-    with pytest.raises(LensrError, match="cannot be wider"):
-        gaussian_degradation(lr_fwhm=0.1, hr_fwhm=0.2, pixel_scale=0.1, scale=2)
 
 
 def test_imported_data_need_a_psf(files, sim, tmp_path):

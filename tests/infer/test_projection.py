@@ -4,25 +4,19 @@ import h5py
 import numpy as np
 import pytest
 import torch
-import typer
-from typer.testing import CliRunner
 
 from lensr.data.store import open_dataset
 from lensr.errors import LensrError
-from lensr.eval.consistency import degrade, lr_chi2
-from lensr.infer.commands import upscale_command
-from lensr.infer.degrade import Degradation, instrument_for
-from lensr.infer.projection import (
-    back_project,
-    gaussian_degradation,
-    operator_norm,
-    project,
-)
-from lensr.infer.upscale import upscale_array, upscale_path
+from lensr.eval.consistency import lr_chi2
+from lensr.infer.arrays import upscale_array
+from lensr.infer.projection import back_project, operator_norm, project
+from lensr.infer.upscale import upscale_path
+from lensr.instrument.from_dataset import gaussian_degradation, instrument_for
+from lensr.instrument.operators import Degradation
+from lensr.instrument.psf import psf_kernel
 from lensr.models import create_model
 from lensr.models.checkpoint import resolve_model, save_checkpoint
 from lensr.sim.config import load_sim_config
-from lensr.sim.psf import psf_kernel
 from lensr.sim.run import simulate
 
 torch.set_num_threads(1)
@@ -45,7 +39,7 @@ def sim(tmp_path_factory):
 
 
 def _residual(x, lr, D):
-    return np.linalg.norm((degrade(x, D) - lr).reshape(len(lr), -1), axis=1)
+    return np.linalg.norm((D.apply_numpy(x) - lr).reshape(len(lr), -1), axis=1)
 
 
 def test_projection_reduces_the_lr_residual_of_a_network_output(sim):
@@ -62,12 +56,12 @@ def test_projection_reduces_the_lr_residual_of_a_network_output(sim):
 
 
 def test_chi2_never_increases(sim):
-    model = degrade(sim["sr"], sim["D"])
+    model = sim["D"].apply_numpy(sim["sr"])
     fixed = sim["var"](model)  # the weights project() uses
     previous = None
     for max_iter in range(6):
         x = project(sim["sr"], sim["lr"], sim["D"], variance=fixed, max_iter=max_iter, tol=0.0)
-        chi2 = ((degrade(x, sim["D"]) - sim["lr"]) ** 2 / fixed).mean(axis=(1, 2))
+        chi2 = ((sim["D"].apply_numpy(x) - sim["lr"]) ** 2 / fixed).mean(axis=(1, 2))
         if previous is not None:
             assert np.all(chi2 <= previous * (1 + 1e-6))
         previous = chi2
@@ -79,7 +73,7 @@ def test_chi2_never_increases(sim):
 
 def test_a_consistent_input_is_left_alone(sim):
     clean = sim["clean"]
-    exact = degrade(clean, sim["D"])
+    exact = sim["D"].apply_numpy(clean)
     x = project(clean, exact, sim["D"], variance=sim["var"])
     np.testing.assert_array_equal(x, clean)  # chi2 = 0 <= tol: no iteration at all
     # Against the real, noisy LR the truth is already within the noise (chi2 ~ 1).
@@ -146,17 +140,3 @@ def test_upscale_consistent_on_files_needs_the_psf(sim, tmp_path):
     after, before = _residual(np.load(out), sim["lr"], D), _residual(bicubic, sim["lr"], D)
     # The noise is estimated from each image; one of these is already within it (unchanged).
     assert np.all(after <= before) and np.sum(after < 0.9 * before) >= 4
-
-
-def test_cli_consistent(sim, tmp_path):
-    app = typer.Typer()
-    app.command("upscale")(upscale_command)
-    app.command("noop")(lambda: None)
-    np.save(tmp_path / "lr.npy", sim["lr"][:2])
-    args = ["upscale", str(tmp_path / "lr.npy"), "--model", "bicubic", "--consistent"]
-    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a.npy")])
-    assert isinstance(result.exception, LensrError)
-    more = ["--lr-psf-fwhm", "0.2", "--pixel-scale", "0.16", "--out", str(tmp_path / "b.npy")]
-    result = CliRunner().invoke(app, [*args, *more])
-    assert result.exit_code == 0, result.output
-    assert np.load(tmp_path / "b.npy").shape == (2, 64, 64)

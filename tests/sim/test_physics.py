@@ -7,8 +7,9 @@ from lenstronomy.Data.psf import PSF
 from lenstronomy.ImSim.image_model import ImageModel
 from lenstronomy.Util import simulation_util
 
+from lensr.instrument.binning import block_mean
 from lensr.sim.config import SimConfig
-from lensr.sim.render import Renderer, block_mean
+from lensr.sim.render import Renderer
 
 
 def radial_profile(image: np.ndarray, pixel_scale: float):

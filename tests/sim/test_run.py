@@ -1,5 +1,8 @@
 """Reproducibility, parallelism, sharding, resuming and the HDF5 layout of `simulate`."""
 
+import os
+import stat
+
 import h5py
 import numpy as np
 import pytest
@@ -7,6 +10,7 @@ import pytest
 import lensr.sim.run as run
 from lensr.data.store import open_dataset, partial_path
 from lensr.errors import LensrError
+from lensr.io import file_lock, lock_path
 from lensr.sim.run import merge, simulate
 
 ARRAYS = ("hr", "lr", "hr_clean", "label", "params", "subhalos", "index")
@@ -133,3 +137,21 @@ def test_output_path_errors(tmp_path, tiny_config):
     folder.mkdir()
     with pytest.raises(LensrError, match="is a directory"):
         simulate(tiny_config, n=1, out=folder, progress=False)
+
+
+def test_a_second_writer_of_the_same_file_is_refused(tmp_path, tiny_config):
+    out = tmp_path / "d.h5"
+    # e.g. another job of an array writing the same file
+    with file_lock(out), pytest.raises(LensrError, match="being written by another process"):
+        simulate(tiny_config, n=2, out=out, overwrite=True, progress=False)
+    assert not out.exists() and not partial_path(out).exists()
+    simulate(tiny_config, n=2, out=out, progress=False)
+    assert out.exists() and not lock_path(out).exists()
+    mode = stat.S_IMODE(out.stat().st_mode)
+    assert mode == 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,32 +1,21 @@
 """Unsupervised physics-informed training: runs, lowers the LR misfit, never reads HR,
-exports loadable checkpoints, is deterministic, and has a CLI."""
+exports loadable checkpoints and is deterministic (its command: tests/cli)."""
 
 import h5py
 import lightning as L
 import numpy as np
 import pytest
 import torch
-import typer
 from safetensors.torch import load_file
-from typer.testing import CliRunner
 
-from lensr.data.store import open_dataset
 from lensr.errors import LensrError
-from lensr.infer.degrade import Degradation, instrument_for
+from lensr.instrument.from_dataset import LRInstrumentTable
 from lensr.models.checkpoint import load_checkpoint
 from lensr.models.physics import PhysicsSR
 from lensr.train.fit import read_history
-from lensr.train.physics_commands import physics_train_command
+from lensr.train.physics_data import HR_KEYS, LRImages, LROnly
 from lensr.train.physics_fit import _split, build_physics_module, train_physics
-from lensr.train.physics_module import (
-    HR_KEYS,
-    Instrument,
-    LRImages,
-    PhysicsTrainConfig,
-    _LROnly,
-    degrade,
-    estimate_noise_var,
-)
+from lensr.train.physics_module import PhysicsTrainConfig
 
 FAST = {
     "batch_size": 4,
@@ -78,7 +67,7 @@ def test_training_lowers_the_misfit_never_reads_hr_and_exports(tiny_h5, tmp_path
 
     # The LR misfit of the training images, before and after training.
     train_pos, _, info = _split(config, tiny_h5)
-    instrument = Instrument(tiny_h5, train_pos, noise="auto", psf_fwhm=(0, 0))
+    instrument = LRInstrumentTable(tiny_h5, train_pos, noise="auto", psf_fwhm=(0, 0))
     items = LRImages(tiny_h5, train_pos, instrument=instrument, augment=False)
     lr, var, kernels = (torch.stack(t) for t in zip(*[items[i] for i in range(8)], strict=True))
     start = build_physics_module(config, scale=2, total_steps=1, info=info)
@@ -109,7 +98,7 @@ def test_training_lowers_the_misfit_never_reads_hr_and_exports(tiny_h5, tmp_path
 def test_lr_only_guard():
     with h5py.File("guard.h5", "w", driver="core", backing_store=False) as f:
         f["lr"], f["hr"] = np.zeros((1, 2, 2)), np.zeros((1, 4, 4))
-        guarded = _LROnly(f)
+        guarded = LROnly(f)
         assert guarded["lr"].shape == (1, 2, 2)
         with pytest.raises(PermissionError):
             guarded["hr"]
@@ -122,51 +111,8 @@ def test_same_seed_same_weights(tiny_h5, tmp_path):
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_instrument_matches_degrade_module(tiny_h5):
-    positions = np.array([3, 5, 7])
-    instrument = Instrument(tiny_h5, positions, noise="auto", psf_fwhm=(0, 0))
-    with open_dataset(tiny_h5) as ds:
-        D, variance = instrument_for(ds, positions, source="hr")
-        lr = ds.lr[positions]
-    assert instrument.simulated
-    for i, pos in enumerate(positions):
-        np.testing.assert_allclose(instrument.variance(pos, lr[i]), variance(lr)[i], rtol=1e-6)
-    hr = torch.rand(3, 1, 64, 64, requires_grad=True)
-    kernels = torch.from_numpy(np.stack([instrument.kernel(p) for p in positions]))
-    ours = degrade(hr, kernels, 2)
-    reference = Degradation(kernels=kernels.double().numpy(), scale=2)(hr)
-    assert torch.allclose(ours, reference, atol=1e-6)
-    weights = torch.rand_like(ours)
-    (g_ours,) = torch.autograd.grad((ours * weights).sum(), hr)
-    (g_ref,) = torch.autograd.grad((reference * weights).sum(), hr)
-    assert torch.allclose(g_ours, g_ref, atol=1e-6)
-
-
-def test_uniform_noise_for_data_without_parameters(tiny_h5):
-    instrument = Instrument(tiny_h5, [0, 1], noise="uniform", psf_fwhm=(2.5, 1.25))
-    assert not instrument.simulated and instrument.kernel(0).shape[0] % 2 == 1
-    noise = np.random.default_rng(0).normal(0, 0.3, (64, 64))
-    assert estimate_noise_var(noise) == pytest.approx(0.09, rel=0.1)
-    assert np.ptp(instrument.variance(0, noise)) == 0
-
-
 def test_refuses_non_physics_models_and_bad_configs(tiny_h5, tmp_path):
     with pytest.raises(LensrError, match="not a physics-informed model"):
         train_physics(cfg(model="rcan-tiny"), data=tiny_h5, out_dir=tmp_path, progress=False)
     with pytest.raises(ValueError):
         PhysicsTrainConfig(noise="poisson")
-
-
-def test_cli(tiny_h5, tmp_path):
-    app = typer.Typer()
-    app.command()(physics_train_command)
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        "batch_size: 4\nmax_val_images: 4\nval_fraction: 0.25\n"
-        "model_kwargs: {n_feats: 16, n_blocks: 2, cg_iters: 4}\n"
-    )
-    args = ["--data", str(tiny_h5), "--out", str(tmp_path / "run"), "--config", str(config)]
-    result = CliRunner().invoke(app, [*args, "--epochs", "1", "--refine-steps", "0"])
-    assert result.exit_code == 0, result.output
-    assert "best:" in result.output and "LR chi2" in result.output
-    assert (tmp_path / "run" / "best.safetensors").is_file()

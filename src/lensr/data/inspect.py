@@ -14,15 +14,35 @@ def _sample_positions(n: int, limit: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, limit)).astype(int))
 
 
-def estimate_peak_snr(images: np.ndarray) -> np.ndarray:
-    """Peak S/N per image with the noise from the MAD of pixel-to-pixel differences.
+MAD_TO_SIGMA = 1.4826
+"""Median absolute deviation -> standard deviation for Gaussian noise."""
 
-    Used for imported data, which carries no noise model; differences of neighbouring
-    pixels remove the smooth lens light, leaving sqrt(2) x the noise.
+
+def estimate_noise_sigma(images: np.ndarray) -> np.ndarray:
+    """Noise standard deviation per image, (N,) for (N, H, W) or a scalar for (H, W), from
+    the median absolute deviation (MAD) of horizontal neighbour differences / sqrt(2).
+
+    Differences of neighbouring pixels remove the smooth lens light and arcs, leaving
+    sqrt(2) x the noise; the MAD ignores the few large differences at sharp edges. The
+    one noise estimate for data without a noise model (`lensr inspect`, the LR chi-square
+    and projection of imported data, physics training with ``noise="uniform"``); computed
+    in the images' own precision.
+
+    Example::
+
+        sigma = estimate_noise_sigma(ds.lr[:8])    # (8,)
     """
     diff = np.diff(images, axis=-1)
     mad = np.median(np.abs(diff - np.median(diff, axis=(-2, -1), keepdims=True)), axis=(-2, -1))
-    sigma = 1.4826 * mad / np.sqrt(2.0)
+    return MAD_TO_SIGMA * mad / np.sqrt(2.0)
+
+
+def estimate_peak_snr(images: np.ndarray) -> np.ndarray:
+    """Peak S/N per image with the noise from :func:`estimate_noise_sigma`.
+
+    Used for imported data, which carries no noise model.
+    """
+    sigma = estimate_noise_sigma(images)
     background = np.median(images, axis=(-2, -1))
     return (images.max(axis=(-2, -1)) - background) / np.maximum(sigma, 1e-30)
 

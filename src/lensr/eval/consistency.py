@@ -1,8 +1,9 @@
 """LR-consistency: does an SR image, seen through the LR instrument, give back the LR image?
 
 A super-resolved image is a claim about the sky at HR. Degrading it with the LR instrument
-``D`` (:class:`lensr.infer.degrade.Degradation`: LR PSF on the HR grid, then an s x s block
-mean) must reproduce the observed LR image up to its noise. The chi-square per LR pixel
+``D`` (:class:`lensr.instrument.operators.Degradation`: LR PSF on the HR grid, then an
+s x s block mean) must reproduce the observed LR image up to its noise. The chi-square per
+LR pixel
 
     chi2 = mean((D(SR) - LR)^2 / var)
 
@@ -13,17 +14,17 @@ The variance is the noise model evaluated on ``D(SR)``, the model's own predicti
 the LR image (Pearson's chi-square), not on the observed LR: weights taken from the
 noisy data correlate with its noise (low pixels get small variances) and bias chi2 high.
 
-Simulated datasets carry their instrument (:func:`lensr.infer.degrade.instrument_for`).
-For imported data without simulation parameters, :func:`lr_instrument` builds a
-Gaussian ``D`` from a user-given LR PSF FWHM and a constant per-image noise variance
-estimated from the LR image itself (:func:`estimate_noise_variance`); with no FWHM the
-LR-consistency check is skipped with a note (a :class:`LensrError` saying why). These
-instrument helpers live in :mod:`lensr.infer.projection` (inference needs them too) and
-are re-exported here.
+The instrument of any dataset comes from :mod:`lensr.instrument.from_dataset`: stored for
+simulated datasets (:func:`~lensr.instrument.from_dataset.instrument_for`); for imported
+data, :func:`~lensr.instrument.from_dataset.lr_instrument` builds a Gaussian ``D`` from a
+user-given LR PSF FWHM and a constant per-image noise variance estimated from the LR image
+itself; with no FWHM the LR-consistency check is skipped with a note (a
+:class:`LensrError` saying why).
 
 Example::
 
-    from lensr.eval.consistency import lr_chi2, lr_instrument
+    from lensr.eval.consistency import lr_chi2
+    from lensr.instrument.from_dataset import lr_instrument
     inst = lr_instrument(ds, range(8), lr=ds.lr[:8])
     chi2, maps = lr_chi2(sr, ds.lr[:8], inst.D, inst.variance)   # (8,), (8, h, w)
 """
@@ -34,47 +35,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from lensr.errors import LensrError
-from lensr.infer.degrade import Degradation
-from lensr.infer.projection import (
-    LRInstrument,
-    VarianceFn,
-    constant_variance,
-    estimate_noise_variance,
-    gaussian_degradation,
-    has_simulated_instrument,
-    lr_instrument,
-)
-
-__all__ = [
-    "LRInstrument",
-    "VarianceFn",
-    "constant_variance",
-    "degrade",
-    "estimate_noise_variance",
-    "gaussian_degradation",
-    "has_simulated_instrument",
-    "lr_chi2",
-    "lr_instrument",
-    "trust_figure",
-]
-
-
-def degrade(sr: np.ndarray, D: Degradation) -> np.ndarray:
-    """``D(sr)`` for a numpy stack (N, H, W) -> float64 (N, H/s, W/s).
-
-    The convolution runs in float32 (5x faster than float64 on CPU; its rounding, 1e-7
-    of the signal, is far below any noise).
-
-    Example::
-
-        lr_model = degrade(sr, D)
-    """
-    x = torch.from_numpy(np.asarray(sr, dtype=np.float32))[:, None]
-    with torch.no_grad():
-        return D(x)[:, 0].numpy().astype(np.float64)
+from lensr.instrument.from_dataset import VarianceFn
+from lensr.instrument.operators import Degradation
 
 
 def lr_chi2(
@@ -94,7 +58,7 @@ def lr_chi2(
     sr, lr = np.asarray(sr), np.asarray(lr, dtype=np.float64)
     if sr.ndim != 3 or lr.ndim != 3 or len(sr) != len(lr):
         raise LensrError(f"lr_chi2 needs (N,H,W) and (N,h,w) stacks, got {sr.shape}, {lr.shape}")
-    model = degrade(sr, D)
+    model = D.apply_numpy(sr)
     if model.shape != lr.shape:
         raise LensrError(f"D(sr) has shape {model.shape} but the LR images have {lr.shape}")
     var = np.broadcast_to(variance_fn(model), model.shape)
@@ -115,7 +79,10 @@ def trust_figure(rows: Sequence[dict], path, *, error_label: str = "|SR - noise-
 
         trust_figure([{"label": "rcan #12", "sr": sr, "chi2": m, "sigma": s}], "trust.png")
     """
-    from lensr.eval.figures import _blank, _limits, _new_figure, _save
+    from lensr.eval.figures import blank_axis as _blank
+    from lensr.eval.figures import new_figure as _new_figure
+    from lensr.eval.figures import robust_limits as _limits
+    from lensr.eval.figures import save_figure as _save
 
     if not rows:
         raise LensrError("no flagged images to plot")

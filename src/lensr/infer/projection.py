@@ -20,28 +20,28 @@ stops when the relative LR residual ``||LR - D x|| / ||LR||`` drops by less than
 ``rtol`` per step.
 
 The LR instrument (``D`` and the noise variance) of any input comes from
-:func:`lr_instrument`: stored for simulated datasets; otherwise a Gaussian PSF of a
-user-given FWHM (:func:`gaussian_degradation`) and a constant noise variance per image
-estimated from the LR image itself (:func:`estimate_noise_variance`).
+:func:`lensr.instrument.from_dataset.lr_instrument`: stored for simulated datasets;
+otherwise a Gaussian PSF of a user-given FWHM and a constant noise variance per image
+estimated from the LR image itself.
 
 Example::
 
     from lensr.infer.projection import project
+    from lensr.instrument.from_dataset import instrument_for
     D, variance = instrument_for(ds, np.arange(8))
     sr_consistent = project(sr, ds.lr[:8], D, variance=variance)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from lensr.errors import LensrError
-from lensr.infer.degrade import Degradation, instrument_for
-from lensr.sim.psf import psf_kernel
+from lensr.instrument.operators import Degradation
 
 POWER_ITERATIONS = 10
 STEP_SAFETY = 1.02
@@ -50,25 +50,6 @@ the step well inside the (0, 2/L) range where every step decreases the objective
 DTYPE = torch.float32
 """The operator runs in float32: 5x faster than float64 on CPU for the PSF convolutions,
 and its rounding (1e-7 of the signal) is far below any noise level."""
-
-VarianceFn = Callable[[np.ndarray], np.ndarray]
-"""``variance(lr_model (N, h, w)) -> per-pixel LR noise variance``, broadcastable to it."""
-
-MAD_TO_SIGMA = 1.4826
-"""Median absolute deviation -> standard deviation for Gaussian noise."""
-
-
-@dataclass
-class LRInstrument:
-    """The LR instrument of some images: ``D``, its noise ``variance`` and where they came from.
-
-    ``source`` is "simulation" (per-image PSF and noise model from the stored parameters)
-    or "gaussian" (a user-given FWHM, noise variance estimated from each LR image).
-    """
-
-    D: Degradation
-    variance: VarianceFn
-    source: str
 
 
 @dataclass
@@ -227,10 +208,10 @@ def project(
 ) -> np.ndarray:
     """Back-project SR images (N, H, W) onto the LR data (N, h, w); returns the new SR.
 
-    ``D`` is the LR instrument (:class:`~lensr.infer.degrade.Degradation`). ``variance``
-    (default None: unweighted) is the LR noise variance: an array broadcastable to
-    (N, h, w) or a noise model ``variance(lr_model)`` as returned by
-    :func:`~lensr.infer.degrade.instrument_for`, evaluated once on ``D(sr)``, so the
+    ``D`` is the LR instrument (:class:`~lensr.instrument.operators.Degradation`).
+    ``variance`` (default None: unweighted) is the LR noise variance: an array broadcastable
+    to (N, h, w) or a noise model ``variance(lr_model)`` as returned by
+    :func:`~lensr.instrument.from_dataset.instrument_for`, evaluated once on ``D(sr)``, so the
     weights stay fixed during the iteration. Iterates at most ``max_iter`` (default 50)
     times per image, stopping once the chi-square per pixel is <= ``tol`` (default 1.0);
     an image already there is returned unchanged. ``step`` (default None: 1/L per image,
@@ -247,127 +228,3 @@ def project(
         sr, lr, D, variance=variance, max_iter=max_iter, tol=tol, step=step, rtol=rtol
     )
     return x
-
-
-# The LR instrument of any input ---------------------------------------------------------
-
-
-def estimate_noise_variance(lr: np.ndarray) -> np.ndarray:
-    """A constant noise variance per image (N,) from the LR images themselves (N, h, w).
-
-    The noise std is the MAD of horizontal neighbour differences / sqrt(2) (differences
-    remove the smooth lens light, as :func:`lensr.data.inspect.estimate_peak_snr` does).
-    It ignores the extra Poisson noise of bright arcs, so chi2 on such data is an upper
-    bound there.
-
-    Example::
-
-        var = estimate_noise_variance(ds.lr[:8])    # (8,)
-    """
-    lr = np.asarray(lr, dtype=np.float64)
-    diff = np.diff(lr, axis=-1)
-    mad = np.median(np.abs(diff - np.median(diff, axis=(-2, -1), keepdims=True)), axis=(-2, -1))
-    sigma = MAD_TO_SIGMA * mad / np.sqrt(2.0)
-    # A noise-free image would give 0: floor it far below any real noise.
-    floor = 1e-12 * np.maximum(np.abs(lr).max(axis=(-2, -1)), 1e-30)
-    return np.maximum(sigma, floor) ** 2
-
-
-def constant_variance(variance: np.ndarray) -> VarianceFn:
-    """A noise model with one variance per image (N,), whatever the model image.
-
-    Example::
-
-        chi2, _ = lr_chi2(sr, lr, D, constant_variance(estimate_noise_variance(lr)))
-    """
-    per_image = np.asarray(variance, dtype=np.float64)[:, None, None]
-    return lambda model: np.broadcast_to(per_image, np.shape(model))
-
-
-def gaussian_degradation(
-    *, lr_fwhm: float, pixel_scale: float, scale: int, hr_fwhm: float = 0.0
-) -> Degradation:
-    """A Gaussian LR instrument for images with no simulation parameters.
-
-    ``lr_fwhm`` and ``hr_fwhm`` (default 0: the SR image is taken as the PSF-free sky)
-    are PSF FWHMs in arcsec, ``pixel_scale`` the LR pixel size in arcsec and ``scale``
-    the SR factor. SR images carry the HR PSF, so ``D`` blurs them with the matching
-    Gaussian, FWHM sqrt(lr_fwhm^2 - hr_fwhm^2), on the HR grid, then block-averages.
-    ``lr_fwhm=0`` gives a plain block mean (LR made by binning HR).
-
-    Example::
-
-        D = gaussian_degradation(lr_fwhm=0.16, hr_fwhm=0.087, pixel_scale=0.1, scale=2)
-    """
-    if not (lr_fwhm >= 0 and hr_fwhm >= 0 and pixel_scale > 0 and scale >= 1):
-        raise LensrError(
-            f"need lr_fwhm >= 0, hr_fwhm >= 0 and pixel_scale > 0 (arcsec), got "
-            f"{lr_fwhm}, {hr_fwhm}, {pixel_scale}"
-        )
-    if hr_fwhm > lr_fwhm:
-        raise LensrError(f'the HR PSF ({hr_fwhm}") cannot be wider than the LR PSF ({lr_fwhm}")')
-    fwhm = float(np.sqrt(lr_fwhm**2 - hr_fwhm**2))
-    hr_pixel = pixel_scale / scale
-    if fwhm < 1e-3 * hr_pixel:
-        kernel = np.ones((1, 1))
-    else:
-        kernel = psf_kernel(kind="gaussian", fwhm=fwhm, pixel_scale=hr_pixel)
-    return Degradation(kernels=kernel, scale=scale)
-
-
-def has_simulated_instrument(ds) -> bool:
-    """Whether ``ds`` stores the simulation parameters :func:`instrument_for` needs."""
-    return ds.params is not None and bool(ds.attrs.get("config"))
-
-
-def lr_instrument(
-    ds,
-    positions: Sequence[int],
-    *,
-    lr: np.ndarray,
-    lr_psf_fwhm: float | None = None,
-    hr_psf_fwhm: float = 0.0,
-    pixel_scale: float | None = None,
-) -> LRInstrument:
-    """The LR instrument of images ``positions`` of dataset ``ds`` (their LR stack ``lr``).
-
-    Simulated datasets: the stored per-image instrument and noise model (the user options
-    are ignored). Otherwise a Gaussian ``D`` (:func:`gaussian_degradation`) from
-    ``lr_psf_fwhm`` (arcsec; default None: raise), ``hr_psf_fwhm`` (default 0) and
-    ``pixel_scale`` (LR arcsec per pixel; default the dataset's ``lr_pixel_scale``
-    attribute), with a constant noise variance per image estimated from ``lr``.
-    Raises a one-line :class:`LensrError` naming what is missing.
-
-    Example::
-
-        inst = lr_instrument(ds, [0, 1], lr=ds.lr[:2], lr_psf_fwhm=0.16, pixel_scale=0.1)
-    """
-    if has_simulated_instrument(ds):
-        D, variance = instrument_for(ds, np.asarray(positions), source="hr")
-        return LRInstrument(D=D, variance=variance, source="simulation")
-    if lr_psf_fwhm is None:
-        raise LensrError(
-            f"{ds.path.name} has no simulation parameters, so its LR PSF is unknown; "
-            "give the LR PSF FWHM (--lr-psf-fwhm, arcsec) to check LR-consistency"
-        )
-    if pixel_scale is None:
-        pixel_scale = _attr_pixel_scale(ds)
-    if pixel_scale is None:
-        raise LensrError(
-            f"{ds.path.name} records no LR pixel scale; give it (--pixel-scale, arcsec per LR "
-            "pixel) with --lr-psf-fwhm"
-        )
-    D = gaussian_degradation(
-        lr_fwhm=lr_psf_fwhm, hr_fwhm=hr_psf_fwhm, pixel_scale=pixel_scale, scale=ds.scale
-    )
-    return LRInstrument(
-        D=D, variance=constant_variance(estimate_noise_variance(lr)), source="gaussian"
-    )
-
-
-def _attr_pixel_scale(ds) -> float | None:
-    value = ds.attrs.get("lr_pixel_scale")
-    try:
-        return float(value) if value is not None and float(value) > 0 else None
-    except (TypeError, ValueError):
-        return None

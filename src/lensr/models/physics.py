@@ -9,8 +9,8 @@ unsupervised super-resolution of lensing images":
 
    * a smooth macro model, SIE + external shear, from globally pooled features (7 numbers:
      theta_E, e1, e2, centre, gamma1, gamma2; lenstronomy's conventions, see
-     :func:`sie_deflection`). It starts as an SIS whose Einstein radius is the
-     flux-weighted mean radius of the LR image (:func:`einstein_radius_guess`, 6 %
+     :mod:`~lensr.models.lens_geometry`). It starts as an SIS whose Einstein radius is the
+     flux-weighted mean radius of the LR image (``einstein_radius_guess``, 6 %
      scatter on `sim`), and the network learns a bounded factor on that guess;
    * optionally (``residual_deflection=True``, default off) a bounded residual field,
      predicted at LR and upsampled bilinearly, for what the macro model misses.
@@ -25,14 +25,16 @@ unsupervised super-resolution of lensing images":
    (pixel ``source_pixel`` HR px, field ``source_fov`` of the HR field, centred on the
    image centre). The lensing operator ``L: S -> S(beta(theta))`` is bilinear
    ``F.grid_sample``; its exact adjoint ``L^T`` is bilinear splatting (``scatter_add``),
-   both differentiable in S and in alpha.
-3. **Source reconstruction** by regularised least squares, as in pixelated lens modelling
-   (Warren & Dye 2003; Suyu et al. 2006): ``min_S ||D_lr(L S) - y||^2 + lam ||grad S||^2``,
-   where ``y`` is the LR image and ``D_lr`` the LR instrument applied to the PSF-free sky
-   (Gaussian PSF of ``lr_psf_fwhm`` HR px, then an s x s block mean, as the simulator
-   does). It starts from the normalised splat ``L^T u / L^T 1`` of the LR image spread on
-   the HR grid (one Jacobi step) and runs ``cg_iters`` conjugate-gradient steps on the
-   normal equations, unrolled so that gradients reach alpha. Magnified arcs sample the
+   both differentiable in S and in alpha (:class:`~lensr.models.lens_geometry.LensOperator`).
+3. **Source reconstruction** (:mod:`~lensr.models.source_inversion`) by regularised least
+   squares, as in pixelated lens modelling (Warren & Dye 2003; Suyu et al. 2006):
+   ``min_S ||D_lr(L S) - y||^2 + lam ||grad S||^2``, where ``y`` is the LR image and
+   ``D_lr`` the LR instrument applied to the PSF-free sky (Gaussian PSF of ``lr_psf_fwhm``
+   HR px, then an s x s block mean, as the simulator does:
+   :class:`~lensr.instrument.operators.GaussianInstrument`). It starts from the
+   normalised splat ``L^T u / L^T 1`` of the LR image spread on the HR grid (one Jacobi
+   step) and runs ``cg_iters`` conjugate-gradient steps on the normal equations,
+   unrolled so that gradients reach alpha. Magnified arcs sample the
    source more finely than the LR pixels do: that is where the resolution gain comes
    from (with the true deflection, 47.3 dB against the noise-free HR where bicubic gets
    41.1 dB, on 16 `sim` images).
@@ -86,269 +88,23 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lensr.instrument.operators import GaussianInstrument
 from lensr.models.common import SRNet, check_scale, conv, init_config
 from lensr.models.edsr import ResBlock
+from lensr.models.lens_geometry import (
+    LensOperator,
+    einstein_radius_guess,
+    pixel_grid,
+    source_shape,
+    total_deflection,
+)
 from lensr.models.registry import register_model
-from lensr.sim.psf import psf_kernel
+from lensr.models.source_inversion import dirichlet, reconstruct_source
 
 MACRO_PARAMS = ("theta_e", "e1", "e2", "center_x", "center_y", "gamma1", "gamma2")
 """Order of the macro-model numbers (lengths in HR pixels)."""
-_SMALL = 1e-3
 
 
-# -- geometry ---------------------------------------------------------------------------------
-def pixel_grid(
-    h: int, w: int, *, device=None, dtype=torch.float32
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel-centre coordinates (x to the right = column, y down the rows = row) of an
-    ``h`` x ``w`` grid, in pixels from the grid centre; each of shape (h, w).
-
-    This matches lenstronomy's ``data_configure_simple`` grid (ra grows with the column,
-    dec with the row), which the simulator uses.
-    """
-    y = torch.arange(h, device=device, dtype=dtype) - (h - 1) / 2
-    x = torch.arange(w, device=device, dtype=dtype) - (w - 1) / 2
-    return x.expand(h, w), y[:, None].expand(h, w)
-
-
-def _atan_over(f: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """atan(f u) / f, smooth through f = 0 (round lens)."""
-    safe = torch.where(f > _SMALL, f, torch.ones_like(f))
-    return torch.where(f > _SMALL, torch.atan(safe * u) / safe, u - (f * f) * u**3 / 3)
-
-
-def _atanh_over(f: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """atanh(f v) / f for |f v| < 1, smooth through f = 0."""
-    safe = torch.where(f > _SMALL, f, torch.ones_like(f))
-    arg = (safe * v).clamp(-1 + 1e-6, 1 - 1e-6)
-    return torch.where(f > _SMALL, torch.atanh(arg) / safe, v + (f * f) * v**3 / 3)
-
-
-def sie_deflection(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    theta_e: torch.Tensor,
-    e1: torch.Tensor,
-    e2: torch.Tensor,
-    center_x: torch.Tensor,
-    center_y: torch.Tensor,
-    core: float = 1e-2,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Deflection of a singular isothermal ellipsoid in lenstronomy's conventions.
-
-    ``theta_e`` is the product-averaged Einstein radius and (e1, e2) the ellipticity of
-    lenstronomy's ``SIE`` (NIE with q = (1-|e|)/(1+|e|), phi = atan2(e2, e1)/2); lengths in
-    any one unit. Parameters broadcast against ``x``/``y`` (e.g. shape (N, 1, 1) against
-    (H, W)). ``core`` (same unit) softens the centre so that gradients stay finite there.
-    """
-    c = torch.sqrt(e1**2 + e2**2 + 1e-12).clamp(max=0.9)
-    q = (1 - c) / (1 + c)
-    phi = torch.atan2(e2, e1) / 2
-    cos, sin = torch.cos(phi), torch.sin(phi)
-    dx, dy = x - center_x, y - center_y
-    xr, yr = dx * cos + dy * sin, -dx * sin + dy * cos  # lenstronomy util.rotate
-    b = theta_e * torch.sqrt(q)  # major-axis normalisation (Keeton & Kochanek 1998)
-    s = core / torch.sqrt(q)
-    psi = torch.sqrt(q**2 * (s**2 + xr**2) + yr**2)
-    f = torch.sqrt((1 - q**2).clamp_min(0))
-    ax = b * _atan_over(f, xr / (psi + s))
-    ay = b * _atanh_over(f, yr / (psi + q**2 * s))
-    return ax * cos - ay * sin, ax * sin + ay * cos
-
-
-def shear_deflection(
-    x: torch.Tensor, y: torch.Tensor, *, gamma1: torch.Tensor, gamma2: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """External shear deflection (lenstronomy ``SHEAR``, zero at the grid centre)."""
-    return gamma1 * x + gamma2 * y, gamma2 * x - gamma1 * y
-
-
-# -- the lensing operator ---------------------------------------------------------------------
-def source_shape(hr_shape: tuple[int, int], *, fov: float, pixel: float) -> tuple[int, int]:
-    """Source-grid size for an HR grid: ``fov`` of its field in pixels of ``pixel`` HR px."""
-    return tuple(max(2, round(n * fov / pixel)) for n in hr_shape)
-
-
-class LensOperator:
-    """``L``: source grid -> HR image plane, ``S(beta(theta))``, and its adjoint ``L^T``.
-
-    ``beta_x``, ``beta_y`` (N, H, W) are source-plane positions of the HR pixel centres in
-    HR pixels from the grid centre; the source grid has ``shape`` (Hs, Ws) pixels of
-    ``pixel`` HR px, centred on the same point. Out-of-grid positions see zero.
-    """
-
-    def __init__(self, beta_x: torch.Tensor, beta_y: torch.Tensor, *, shape, pixel: float):
-        self.shape, self.pixel = tuple(shape), pixel
-        hs, ws = self.shape
-        # grid_sample (align_corners=False): index l = u*Ws/2 + (Ws-1)/2 <=> u = 2 beta/(p Ws).
-        self.grid = torch.stack((2 * beta_x / (pixel * ws), 2 * beta_y / (pixel * hs)), dim=-1)
-        self._splat = self._splat_weights(
-            beta_x / pixel + (ws - 1) / 2, beta_y / pixel + (hs - 1) / 2
-        )
-
-    def _splat_weights(self, col: torch.Tensor, row: torch.Tensor):
-        hs, ws = self.shape
-        c0, r0 = torch.floor(col).detach(), torch.floor(row).detach()
-        wc, wr = col - c0, row - r0
-        index, weight = [], []
-        for dr, dc, w in (
-            (0, 0, (1 - wr) * (1 - wc)),
-            (0, 1, (1 - wr) * wc),
-            (1, 0, wr * (1 - wc)),
-            (1, 1, wr * wc),
-        ):
-            r, c = r0 + dr, c0 + dc
-            inside = (r >= 0) & (r < hs) & (c >= 0) & (c < ws)
-            index.append((r.clamp(0, hs - 1) * ws + c.clamp(0, ws - 1)).long())
-            weight.append(w * inside)
-        n = col.shape[0]
-        return torch.stack(index, 1).reshape(n, -1), torch.stack(weight, 1).reshape(n, -1)
-
-    def __call__(self, source: torch.Tensor) -> torch.Tensor:
-        """(N, C, Hs, Ws) source -> (N, C, H, W) lensed image."""
-        return F.grid_sample(
-            source,
-            self.grid.to(source.dtype),
-            mode="bilinear",
-            padding_mode="zeros",
-            align_corners=False,
-        )
-
-    def adjoint(self, image: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) image -> (N, C, Hs, Ws): each pixel splatted bilinearly at beta."""
-        n, ch = image.shape[:2]
-        index, weight = self._splat
-        values = image.reshape(n, ch, 1, -1).expand(n, ch, 4, -1).reshape(n, ch, -1)
-        values = values * weight[:, None].to(image.dtype)
-        out = image.new_zeros(n, ch, self.shape[0] * self.shape[1])
-        out = out.scatter_add(2, index[:, None].expand(n, ch, -1), values)
-        return out.reshape(n, ch, *self.shape)
-
-
-# -- the built-in instrument ------------------------------------------------------------------
-class _SeparableBlur(torch.autograd.Function):
-    """Correlation of (N, C, H, W) with a separable kernel ``k (x) k`` (zero padding) whose
-    backward is the same correlation with the flipped kernel: on CPU this is 4x faster
-    forward and ~25x faster backward than ``conv2d``'s autograd with a (k, k) kernel."""
-
-    @staticmethod
-    def _apply(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        n, ch, h, w = x.shape
-        pad = k.numel() // 2
-        flat = x.reshape(n * ch, 1, h, w)
-        flat = F.conv2d(flat, k.view(1, 1, 1, -1), padding=(0, pad))
-        flat = F.conv2d(flat, k.view(1, 1, -1, 1), padding=(pad, 0))
-        return flat.reshape(n, ch, h, w)
-
-    @staticmethod
-    def forward(ctx, x, k):
-        ctx.save_for_backward(k)
-        return _SeparableBlur._apply(x, k)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (k,) = ctx.saved_tensors
-        return _SeparableBlur._apply(grad, torch.flip(k, (0,))), None
-
-
-class GaussianInstrument:
-    """``D``: Gaussian PSF (pixel-integrated, FWHM ``fwhm`` pixels of the fine grid) then an
-    ``scale`` x ``scale`` block mean, and its adjoint; ``scale=1`` is the PSF alone.
-
-    The same discretisation as :func:`lensr.sim.psf.psf_kernel` (whose Gaussian kernel is
-    exactly the outer product of its marginal), applied separably; channels independent.
-    """
-
-    def __init__(self, *, fwhm: float, scale: int):
-        kernel = psf_kernel(kind="gaussian", fwhm=fwhm, pixel_scale=1.0, truncation=2.0)
-        self.kernel_1d = torch.as_tensor(kernel.sum(axis=0), dtype=torch.float32)
-        self.scale = scale
-
-    def blur(self, x: torch.Tensor) -> torch.Tensor:
-        return _SeparableBlur.apply(x, self.kernel_1d.to(x))
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        blurred = self.blur(x)
-        return blurred if self.scale == 1 else F.avg_pool2d(blurred, self.scale)
-
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        s = self.scale
-        up = y.repeat_interleave(s, dim=-2).repeat_interleave(s, dim=-1) / s**2
-        return _SeparableBlur.apply(up, torch.flip(self.kernel_1d, (0,)).to(y))
-
-
-# -- the source inversion ---------------------------------------------------------------------
-def _grad(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return s[..., :, 1:] - s[..., :, :-1], s[..., 1:, :] - s[..., :-1, :]
-
-
-def dirichlet(s: torch.Tensor) -> torch.Tensor:
-    """Sum of squared forward differences of each image: ||grad s||^2, shape (N, C)."""
-    gx, gy = _grad(s)
-    return gx.pow(2).sum((-2, -1)) + gy.pow(2).sum((-2, -1))
-
-
-def dirichlet_normal(s: torch.Tensor) -> torch.Tensor:
-    """``G^T G s`` for the forward-difference gradient G (Neumann boundary)."""
-    gx, gy = _grad(s)
-    return (F.pad(gx, (1, 0)) - F.pad(gx, (0, 1))) + (
-        F.pad(gy, (0, 0, 1, 0)) - F.pad(gy, (0, 0, 0, 1))
-    )
-
-
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a * b).sum((-2, -1), keepdim=True)
-
-
-def conjugate_gradient(apply, b: torch.Tensor, x0: torch.Tensor, *, iters: int) -> torch.Tensor:
-    """``iters`` unrolled CG steps for ``apply(x) = b`` (symmetric positive definite),
-    one system per (image, channel); differentiable."""
-    x = x0
-    r = b - apply(x)
-    p = r
-    rs = _dot(r, r)
-    tiny = 1e-20 + 1e-12 * _dot(b, b)
-    for _ in range(iters):
-        ap = apply(p)
-        step = rs / (_dot(p, ap) + tiny)
-        x = x + step * p
-        r = r - step * ap
-        rs_new = _dot(r, r)
-        p = r + (rs_new / (rs + tiny)) * p
-        rs = rs_new
-    return x
-
-
-def reconstruct_source(
-    lr: torch.Tensor,
-    lens: LensOperator,
-    instrument: GaussianInstrument,
-    *,
-    reg: float,
-    iters: int,
-    ridge: float = 1e-6,
-) -> torch.Tensor:
-    """The source S minimising ``||D(L S) - lr||^2 + reg ||grad S||^2 (+ ridge ||S||^2)``.
-
-    ``instrument`` maps the PSF-free HR sky to LR. Starts from the normalised splat of
-    ``s^2 D^T lr`` (the LR image spread on the HR grid) and runs ``iters`` CG steps.
-    """
-    s2 = instrument.scale**2
-    up = instrument.adjoint(lr) * s2
-    cover = lens.adjoint(torch.ones_like(up[:, :1]))
-    start = lens.adjoint(up) / (cover + 0.1)  # 0.1: uncovered pixels start at zero
-
-    def normal(s: torch.Tensor) -> torch.Tensor:
-        blurred = instrument(lens(s))
-        back = lens.adjoint(instrument.adjoint(blurred))
-        return back + reg * dirichlet_normal(s) + ridge * s
-
-    rhs = lens.adjoint(instrument.adjoint(lr))
-    return conjugate_gradient(normal, rhs, start, iters=iters)
-
-
-# -- the network ------------------------------------------------------------------------------
 @dataclass
 class PhysicsOutput:
     """Everything one forward pass computes (what the training losses need)."""
@@ -374,46 +130,6 @@ def _coords(x: torch.Tensor) -> torch.Tensor:
     gx, gy = pixel_grid(h, w, device=x.device, dtype=x.dtype)
     scale = torch.tensor([max(w - 1, 1) / 2, max(h - 1, 1) / 2], device=x.device, dtype=x.dtype)
     return (torch.stack((gx, gy)) / scale[:, None, None]).expand(n, 2, h, w)
-
-
-def einstein_radius_guess(x: torch.Tensor, *, scale: int, fallback: float) -> torch.Tensor:
-    """A first guess of the Einstein radius (N,), in HR pixels, from LR images (N, C, h, w):
-    the mean distance from the image centre weighted by the squared (clipped) flux. The
-    arcs lie near the Einstein ring, so on the `sim` preset this is 1.09 x theta_E with a
-    6 % scatter (measured on 200 images), well inside the +-20 % over which the loss has a
-    single minimum. Blank images get ``fallback`` x the shorter HR side."""
-    h, w = x.shape[-2:]
-    gx, gy = pixel_grid(h, w, device=x.device, dtype=x.dtype)
-    radius = torch.sqrt(gx**2 + gy**2) * scale
-    weight = x.clamp_min(0).sum(1).pow(2)
-    total = weight.sum((-2, -1))
-    guess = (weight * radius).sum((-2, -1)) / total.clamp_min(1e-30)
-    blank = torch.full_like(guess, fallback * min(h, w) * scale)
-    return torch.where(total > 1e-12, guess, blank)
-
-
-def total_deflection(
-    macro: dict[str, torch.Tensor], residual: torch.Tensor | None, hr_shape: tuple[int, int]
-) -> torch.Tensor:
-    """SIE + shear of ``macro`` (each (N,), HR pixels) plus the residual field (N, 2, h, w)
-    upsampled bilinearly, on the HR grid: (N, 2, H, W)."""
-    some = macro["theta_e"]
-    x, y = pixel_grid(*hr_shape, device=some.device, dtype=some.dtype)
-    p = {k: v[:, None, None] for k, v in macro.items()}
-    ax, ay = sie_deflection(
-        x,
-        y,
-        theta_e=p["theta_e"],
-        e1=p["e1"],
-        e2=p["e2"],
-        center_x=p["center_x"],
-        center_y=p["center_y"],
-    )
-    sx, sy = shear_deflection(x, y, gamma1=p["gamma1"], gamma2=p["gamma2"])
-    alpha = torch.stack((ax + sx, ay + sy), dim=1)
-    if residual is not None:
-        alpha = alpha + F.interpolate(residual, size=hr_shape, mode="bilinear", align_corners=False)
-    return alpha
 
 
 class Correction(nn.Module):
@@ -691,16 +407,4 @@ def physics_tiny(**kwargs) -> PhysicsSR:
     return PhysicsSR(**{"n_feats": 32, "n_blocks": 4, **kwargs})
 
 
-__all__ = [
-    "MACRO_PARAMS",
-    "LensOperator",
-    "PhysicsOutput",
-    "PhysicsSR",
-    "conjugate_gradient",
-    "dirichlet",
-    "pixel_grid",
-    "reconstruct_source",
-    "shear_deflection",
-    "sie_deflection",
-    "source_shape",
-]
+__all__ = ["MACRO_PARAMS", "Correction", "PhysicsOutput", "PhysicsSR"]

@@ -4,6 +4,8 @@ Recipe (DESIGN.md, NOTES.md): ray-trace once on the supersampled HR grid without
 (the sky); HR = sky * HR PSF; LR = sky * LR PSF on the HR grid, then an s x s block mean;
 each band then gets its own noise. Pixel values are surface brightness: 1 means
 ``flux_zero_point`` mag/arcsec^2, so HR and LR values of the same sky are comparable.
+The instrument (PSF kernels, block mean, noise model) is :mod:`lensr.instrument`'s, the
+one the LR chi-square, the projection and the physics-informed model use too.
 """
 
 from __future__ import annotations
@@ -20,10 +22,19 @@ from lenstronomy.Util import param_util, simulation_util
 from scipy.ndimage import binary_dilation
 from scipy.signal import fftconvolve
 
+from lensr.instrument.binning import block_mean
+from lensr.instrument.noise import (
+    add_cosmic_rays,
+    band_rate,
+    exposure_for_snr,
+    noise_counts,
+    noise_variance,
+    read_variance,
+    sky_rate,
+)
+from lensr.instrument.psf import band_kernel
 from lensr.sim.config import SimConfig
 from lensr.sim.cosmology import lens_cosmo
-from lensr.sim.noise import add_cosmic_rays, band_rate, exposure_for_snr, noise_counts, sky_rate
-from lensr.sim.psf import psf_kernel
 from lensr.sim.substructure import draw_axion, draw_cdm, subhalo_profiles
 
 # Every scalar drawn per image, in the order of the HDF5 `params` table.
@@ -89,13 +100,22 @@ def image_rng(seed: int, index: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, index, stream])
 
 
-def block_mean(image: np.ndarray, s: int) -> np.ndarray:
-    h, w = image.shape
-    return image.reshape(h // s, s, w // s, s).mean(axis=(1, 3))
-
-
 def _u(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
     return float(rng.uniform(bounds[0], bounds[1]))
+
+
+def _sersic(p: dict, prefix: str, center: tuple[float, float]) -> dict:
+    """lenstronomy SERSIC_ELLIPSE keyword arguments (without ``amp``) from the params
+    ``{prefix}_r``, ``_n``, ``_phi`` and ``_q`` of ``p``, centred on ``center``."""
+    e1, e2 = param_util.phi_q2_ellipticity(p[f"{prefix}_phi"], p[f"{prefix}_q"])
+    return {
+        "R_sersic": p[f"{prefix}_r"],
+        "n_sersic": p[f"{prefix}_n"],
+        "e1": e1,
+        "e2": e2,
+        "center_x": center[0],
+        "center_y": center[1],
+    }
 
 
 class Renderer:
@@ -152,15 +172,7 @@ class Renderer:
         p["source_x"], p["source_y"] = _u(macro, src.center), _u(macro, src.center)
         p["source_q"], p["source_phi"] = _u(macro, src.q), _u(macro, (0.0, np.pi))
         p["source_mag"] = _u(macro, src.magnitude)
-        se1, se2 = param_util.phi_q2_ellipticity(p["source_phi"], p["source_q"])
-        source = {
-            "R_sersic": p["source_r"],
-            "n_sersic": p["source_n"],
-            "e1": se1,
-            "e2": se2,
-            "center_x": p["source_x"],
-            "center_y": p["source_y"],
-        }
+        source = _sersic(p, "source", (p["source_x"], p["source_y"]))
         source["amp"] = self._sersic_amp(self.source_model, source, p["source_mag"])
 
         light = cfg.lens.light
@@ -174,15 +186,7 @@ class Renderer:
             )
             # The light follows the mass: same centre, similar orientation.
             p["lens_light_q"], p["lens_light_phi"] = _u(macro, light.q), p["lens_phi"]
-            le1, le2 = param_util.phi_q2_ellipticity(p["lens_light_phi"], p["lens_light_q"])
-            ll = {
-                "R_sersic": p["lens_light_r"],
-                "n_sersic": p["lens_light_n"],
-                "e1": le1,
-                "e2": le2,
-                "center_x": p["lens_x"],
-                "center_y": p["lens_y"],
-            }
+            ll = _sersic(p, "lens_light", (p["lens_x"], p["lens_y"]))
             ll["amp"] = self._sersic_amp(self.lens_light_model, ll, p["lens_light_mag"])
             kwargs_lens_light = [ll]
 
@@ -252,19 +256,8 @@ class Renderer:
             seed, index, label
         )
         sky = self.sky(table, kwargs_lens, kwargs_source, kwargs_lens_light)
-        k_hr = psf_kernel(
-            kind=cfg.hr.psf.type,
-            fwhm=p["hr_fwhm"],
-            beta=p["hr_beta"],
-            pixel_scale=cfg.hr_pixel_scale,
-        )
-        k_lr = psf_kernel(
-            kind=cfg.lr.psf.type,
-            fwhm=p["lr_fwhm"],
-            beta=p["lr_beta"],
-            pixel_scale=cfg.hr_pixel_scale,
-            offset=(p["offset_x"], p["offset_y"]),
-        )
+        k_hr = band_kernel(p, "hr", kind=cfg.hr.psf.type, pixel_scale=cfg.hr_pixel_scale)
+        k_lr = band_kernel(p, "lr", kind=cfg.lr.psf.type, pixel_scale=cfg.hr_pixel_scale)
         # FFT round-off leaves ~1e-13 negatives in empty sky; flux is never negative.
         hr_clean = np.clip(fftconvolve(sky, k_hr, mode="same"), 0.0, None)
         lr_clean = block_mean(np.clip(fftconvolve(sky, k_lr, mode="same"), 0.0, None), cfg.scale)
@@ -283,13 +276,14 @@ class Renderer:
     def observe(self, rng, hr_clean, lr_clean, p):
         """Add each band's noise; sets exposure times and measured S/N in ``p``."""
         cfg = self.cfg
-        rate_hr = band_rate(cfg.hr, cfg.flux_zero_point) * self.hr_area
-        rate_lr = band_rate(cfg.lr, cfg.flux_zero_point) * self.lr_area
-        sky_hr, sky_lr = sky_rate(cfg.hr, self.hr_area), sky_rate(cfg.lr, self.lr_area)
+        rate_hr = band_rate(cfg.hr.zero_point, cfg.flux_zero_point) * self.hr_area
+        rate_lr = band_rate(cfg.lr.zero_point, cfg.flux_zero_point) * self.lr_area
+        sky_hr = sky_rate(cfg.hr.sky_brightness, cfg.hr.zero_point, self.hr_area)
+        sky_lr = sky_rate(cfg.lr.sky_brightness, cfg.lr.zero_point, self.lr_area)
         t_hr, t_lr = cfg.hr.exposure_time, cfg.lr.exposure_time
         if p["snr_target"] > 0:
             peak = max(float(hr_clean.max()), 1e-30) * rate_hr
-            read_var = cfg.hr.num_exposures * cfg.hr.read_noise**2
+            read_var = read_variance(cfg.hr.read_noise, cfg.hr.num_exposures)
             t_new = exposure_for_snr(p["snr_target"], peak, sky_hr, read_var)
             t_hr, t_lr = t_new, t_new * cfg.lr.exposure_time / cfg.hr.exposure_time
         p["hr_exposure"], p["lr_exposure"] = t_hr, t_lr
@@ -299,11 +293,11 @@ class Renderer:
             ("lr", cfg.lr, lr_clean, rate_lr, sky_lr, t_lr),
         ):
             signal = clean * rate * t
-            read_var = band.num_exposures * band.read_noise**2
+            read_var = read_variance(band.read_noise, band.num_exposures)
             noise = noise_counts(
                 rng, signal, sky=sky * t, read_var=read_var, correlated_sigma=p["correlated_sigma"]
             )
-            std = np.sqrt(np.clip(signal, 0, None) + sky * t + read_var)
+            std = np.sqrt(noise_variance(signal, sky=sky * t, read_var=read_var))
             counts = signal + noise
             p[f"cosmic_rays_{key}"] = add_cosmic_rays(
                 rng, counts, rate=cfg.noise.cosmic_rays, noise_std=std

@@ -113,14 +113,13 @@ def simulate(
         writer = DatasetWriter.reopen(out)
         bad = _same_run(writer.file.attrs, cfg, seed, n, shard)
         if bad:
-            writer.file.close()
+            writer.abort()  # closes and unlocks; the partial file stays (keep_partial)
             raise LensrError(f"cannot resume {tmp}: it was made with a different {bad}")
     elif tmp.exists() and not overwrite:
         raise LensrError(
             f"{tmp} exists from an interrupted run: pass --resume to continue it or delete it"
         )
-    else:
-        tmp.unlink(missing_ok=True)
+    else:  # DatasetWriter replaces a stale partial file once it holds the output's lock
         writer = DatasetWriter(
             out,
             n=len(indices),

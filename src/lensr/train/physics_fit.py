@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -32,18 +31,13 @@ from lensr.data.normalize import SPEC as NORMALIZATION
 from lensr.data.store import open_dataset
 from lensr.data.torch_data import EpochSampler, split_indices
 from lensr.errors import LensrError
+from lensr.instrument.from_dataset import LRInstrumentTable
 from lensr.models import create_model, get_model_info
 from lensr.models.physics import PhysicsSR
 from lensr.train.fit import TrainResult, fit_and_export
-from lensr.train.physics_module import (
-    Instrument,
-    LRImages,
-    PhysicsModule,
-    PhysicsTrainConfig,
-    ValImages,
-    describe_instrument,
-)
-from lensr.train.trainer import start_run
+from lensr.train.physics_data import LRImages, ValImages
+from lensr.train.physics_module import PhysicsModule, PhysicsTrainConfig
+from lensr.train.trainer import seed_run, start_run, total_steps
 
 
 def _split(cfg: PhysicsTrainConfig, data: Path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -103,7 +97,7 @@ def build_physics_module(
 
 
 def _loaders(cfg, data, train_pos, val_pos, *, psf_fwhm):
-    instrument = Instrument(
+    instrument = LRInstrumentTable(
         data, np.concatenate((train_pos, val_pos)), noise=cfg.noise, psf_fwhm=psf_fwhm
     )
     train_set = LRImages(data, train_pos, instrument=instrument, seed=cfg.seed, augment=cfg.augment)
@@ -136,13 +130,10 @@ def train_physics(
     val_psnr_clean, val_ssim_clean, val_chi2, ...).
     """
     data, out_dir = Path(data), Path(out_dir)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     ckpt = start_run(cfg, out_dir, resume)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    seed_run(cfg)
     train_pos, val_pos, info = _split(cfg, data)
-    steps_per_epoch = -(-len(train_pos) // cfg.batch_size)
-    total = cfg.max_steps if cfg.max_steps > 0 else cfg.max_epochs * steps_per_epoch
+    total = total_steps(cfg, -(-len(train_pos) // cfg.batch_size))
     module = build_physics_module(cfg, scale=info["scale"], total_steps=total, info=info)
     mc = module.model.config
     train_loader, val_loader, instrument = _loaders(
@@ -161,7 +152,7 @@ def train_physics(
         },
         "training": json.loads(cfg.model_dump_json()),
         "supervision": "none: LR images and the LR instrument only (HR for validation)",
-        "instrument": describe_instrument(instrument),
+        "instrument": instrument.describe(),
     }
     return fit_and_export(
         cfg,
