@@ -7,15 +7,14 @@ Entry points researchers reach for::
     lensr.simulate("sim", n=100, seed=0, out="sim.h5")
 """
 
-__version__ = "0.1.0"
-
-import os  # noqa: E402
+import os
 
 # OpenMP threads that spin while waiting make torch 5-10x slower on CPU whenever another
 # process competes for the cores (measured: RCAN-tiny training 4 -> 25 samples/s on a busy
 # 2-core machine). Must be set before torch loads; users can still override it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from lensr._version import __version__  # noqa: E402
 from lensr.errors import LensrError  # noqa: E402
 
 __all__ = ["LensrError", "__version__", "open_dataset", "simulate"]

@@ -1,5 +1,7 @@
 import json
+import os
 import re
+import stat
 
 import pytest
 import torch
@@ -89,6 +91,16 @@ def test_overwrite_is_atomic_and_clean(tmp_path):
     save_checkpoint(create_model("fsrcnn-tiny", n_feats=8), path)
     assert load_checkpoint(path)[0].config["n_feats"] == 8
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.safetensors"]
+
+
+def test_files_get_ordinary_modes(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(create_model("fsrcnn-tiny"), tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    for p in (path, path.with_suffix(".json")):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, p.name
 
 
 def one_line_error(match, fn, *args, **kwargs) -> str:

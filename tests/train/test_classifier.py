@@ -13,13 +13,10 @@ from lensr.data.torch_data import dihedral
 from lensr.errors import LensrError
 from lensr.eval.classification import NORMALIZATION
 from lensr.models.checkpoint import load_checkpoint
-from lensr.train.classifier import (
-    ClassifierConfig,
-    LabelledImages,
-    build_classifier,
-    stratified_split,
-    train_classifier,
-)
+from lensr.train.classifier import train_classifier
+from lensr.train.classifier_data import LabelledImages, stratified_split
+from lensr.train.classifier_module import build_classifier
+from lensr.train.config import ClassifierConfig
 
 # The ImageNet stem (stride 4) makes ResNet-18 ~15x cheaper on CPU; the data is easy.
 FAST = {"model_kwargs": {"small_input": False}, "batch_size": 16, "val_fraction": 0.25}

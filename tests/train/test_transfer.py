@@ -6,18 +6,16 @@ import h5py
 import numpy as np
 import pytest
 import torch
-import typer
-from typer.testing import CliRunner
 
 from lensr.data.torch_data import split_indices
 from lensr.errors import LensrError
-from lensr.infer.upscale import upscale_array
+from lensr.infer.arrays import upscale_array
 from lensr.models import create_model
 from lensr.models.checkpoint import load_checkpoint, save_checkpoint
 from lensr.models.common import split_parameters
-from lensr.train.adda import ADDAConfig, UnpairedLR, adda
-from lensr.train.finetune import FinetuneConfig, feature_norm_layers, finetune
-from lensr.train.transfer_commands import adda_command, finetune_command
+from lensr.train.adda import UnpairedLR, adda
+from lensr.train.config import ADDAConfig, FinetuneConfig
+from lensr.train.finetune import feature_norm_layers, finetune
 
 FAST = {"batch_size": 4, "patch": 16, "val_fraction": 0.25, "max_val_images": 4}
 NORM = {"normalization": {"name": "lr-percentile", "percentile": 99.5}}
@@ -236,35 +234,3 @@ def test_one_line_errors(source_ckpt, tiny_h5, target_h5, tmp_path):
     one_line(e)
     with pytest.raises(ValueError, match="nothing to train"):
         FinetuneConfig(stage1_epochs=0, stage2_epochs=0)
-
-
-def test_commands(source_ckpt, tiny_h5, target_h5, tmp_path):
-    app = typer.Typer()
-    app.command("finetune")(finetune_command)
-    app.command("adda")(adda_command)
-    config = tmp_path / "ft.yaml"
-    config.write_text("val_fraction: 0.25\nmax_val_images: 4\nstage2_epochs: 5\n")
-    common = ["--model", str(source_ckpt), "--batch-size", "4", "--patch", "16"]
-    result = CliRunner().invoke(
-        app,
-        ["finetune", *common, "--data", str(target_h5), "--out", str(tmp_path / "ft")]
-        + ["--config", str(config), "--stage1-epochs", "1", "--stage2-epochs", "0"],
-    )
-    assert result.exit_code == 0, result.output
-    assert "val PSNR" in result.output
-    meta = json.loads((tmp_path / "ft" / "best.json").read_text())
-    assert meta["finetune"]["stage2_epochs"] == 0 and meta["finetune"]["val_fraction"] == 0.25
-    assert set(meta["stages"]) == {"stage1"}
-
-    result = CliRunner().invoke(
-        app,
-        ["adda", *common, "--source", str(tiny_h5), "--target", str(target_h5)]
-        + ["--out", str(tmp_path / "adda"), "--steps", "2", "--no-monitor"],
-    )
-    assert result.exit_code == 0, result.output
-    assert (tmp_path / "adda" / "best.safetensors").is_file()
-
-    result = CliRunner().invoke(
-        app, ["finetune", "--model", "bicubic", "--data", str(target_h5), "--out", str(tmp_path)]
-    )
-    assert isinstance(result.exception, LensrError)

@@ -12,8 +12,9 @@ Layout (``kind = "lensr-dataset/1"``)::
     attrs: kind, lensr_version, scale, hr_pixel_scale, lr_pixel_scale, units, config,
            seed, created, and producer-specific provenance.
 
-Reading never loads the whole file: :class:`LensDataset` hands out h5py datasets that
-slice into numpy arrays.
+Writing goes through ``<path>.partial`` (resumable) under the output's lock
+(:mod:`lensr.io`); reading never loads the whole file: :class:`LensDataset` hands out h5py
+datasets that slice into numpy arrays.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from lensr import __version__
+from lensr._version import __version__
 from lensr.errors import LensrError
+from lensr.io import FileLock, commit
 
 KIND = "lensr-dataset/1"
 SUBHALO_DTYPE = np.dtype([("image", "<i8"), ("x", "<f8"), ("y", "<f8"), ("mass", "<f8")])
@@ -38,6 +40,19 @@ REQUIRED = ("hr", "lr", "label")
 def partial_path(path: Path) -> Path:
     """Where a file is written before it is complete (renamed to ``path`` at the end)."""
     return path.with_name(path.name + ".partial")
+
+
+def dataset_provenance(path: str | Path, attrs: dict, *, n_train: int, n_val: int, **more) -> dict:
+    """What a checkpoint records about the dataset it was trained on: its path, the preset
+    (or producer) and seed from its attributes, the split sizes, then ``more``."""
+    return {
+        "path": str(path),
+        "preset": str(attrs.get("preset", attrs.get("producer", ""))),
+        "seed": int(attrs["seed"]) if "seed" in attrs else None,
+        "n_train": n_train,
+        "n_val": n_val,
+        **more,
+    }
 
 
 def params_dtype(fields: Sequence[str]) -> np.dtype:
@@ -67,6 +82,8 @@ class DatasetWriter:
 
     An interrupted write therefore never leaves a file under the final name. Use as a
     context manager: on an exception the partial file is removed unless ``keep_partial``.
+    While it writes, the writer holds the lock of ``path`` (:func:`lensr.io.file_lock`): a
+    second writer of the same file, in any process, gets a one-line ``LensrError``.
     """
 
     def __init__(
@@ -86,7 +103,13 @@ class DatasetWriter:
         self.path = Path(path)
         self.tmp = partial_path(self.path)
         self.keep_partial = keep_partial
-        self.file = h5py.File(self.tmp, "w")
+        self.lock = FileLock(self.path).acquire()
+        try:
+            self.tmp.unlink(missing_ok=True)  # a stale one: a fresh file, not a truncated one
+            self.file = h5py.File(self.tmp, "w")
+        except BaseException:
+            self.lock.release()
+            raise
         f = self.file
         for name, shape in (("hr", hr_shape), ("lr", lr_shape)) + (
             (("hr_clean", hr_shape),) if with_clean else ()
@@ -117,16 +140,25 @@ class DatasetWriter:
         self.path = Path(path)
         self.tmp = partial_path(self.path)
         self.keep_partial = True
+        self.lock = FileLock(self.path).acquire()
         try:
             self.file = h5py.File(self.tmp, "r+")
         except OSError as exc:
+            self.lock.release()
             raise LensrError(f"cannot resume: {self.tmp} is unreadable ({exc})") from None
-        if "subhalos" in self.file:
-            rows = self.file["subhalos"][:]
-            pos = np.searchsorted(self.file["index"][:], rows["image"])
-            keep = rows[self.file["done"][:][pos]]
-            self.file["subhalos"].resize((len(keep),))
-            self.file["subhalos"][:] = keep
+        except BaseException:
+            self.lock.release()
+            raise
+        try:
+            if "subhalos" in self.file:
+                rows = self.file["subhalos"][:]
+                pos = np.searchsorted(self.file["index"][:], rows["image"])
+                keep = rows[self.file["done"][:][pos]]
+                self.file["subhalos"].resize((len(keep),))
+                self.file["subhalos"][:] = keep
+        except BaseException:
+            self.abort()
+            raise
         return self
 
     @property
@@ -167,14 +199,19 @@ class DatasetWriter:
             f["subhalos"][:] = rows[np.argsort(rows["image"], kind="stable")]
         del f["done"]
         f.close()
-        os.replace(self.tmp, self.path)
+        commit(self.tmp, self.path)
+        self.lock.release()
         return self.path
 
     def abort(self):
-        if self.file.id.valid:
-            self.file.close()
-        if not self.keep_partial:
-            self.tmp.unlink(missing_ok=True)
+        """Close the file, delete it unless ``keep_partial``, release the lock."""
+        try:
+            if self.file.id.valid:
+                self.file.close()
+            if not self.keep_partial:
+                self.tmp.unlink(missing_ok=True)
+        finally:
+            self.lock.release()
 
     def __enter__(self):
         return self

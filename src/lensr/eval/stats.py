@@ -2,8 +2,8 @@
 
 Example::
 
-    from lensr.eval.stats import summarize
-    summarize([31.2, 30.8, 32.0])   # {'mean': 31.33, 'std': 0.61, 'ci_low': ..., 'n': 3}
+    from lensr.eval.stats import bootstrap_summary
+    bootstrap_summary([31.2, 30.8, 32.0])   # {'mean': 31.33, 'std': 0.61, 'ci_low': ..., 'n': 3}
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from lensr.errors import LensrError
 _MAX_DRAWS = 4_000_000  # resample indices drawn per chunk: bounds memory for large n
 
 
-def summarize(
+def bootstrap_summary(
     values: Iterable[float] | np.ndarray,
     *,
     n_boot: int = 2000,
@@ -33,7 +33,7 @@ def summarize(
 
     Example::
 
-        s = summarize(np.array([0.91, 0.93, 0.95]), n_boot=1000)
+        s = bootstrap_summary(np.array([0.91, 0.93, 0.95]), n_boot=1000)
         s["ci_low"] <= s["mean"] <= s["ci_high"]   # True
     """
     v = np.asarray(list(values) if not isinstance(values, np.ndarray) else values)

@@ -10,16 +10,15 @@ cannot run code.
 """
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-import lensr
+from lensr._version import __version__
 from lensr.errors import LensrError
+from lensr.io import write_bytes, write_text
 from lensr.models.registry import build_from_spec, create_model, list_models
 
 FORMAT = "lensr-checkpoint/1"
@@ -31,19 +30,6 @@ def _paths(path) -> tuple[Path, Path]:
     if path.suffix == ".json":
         return path.with_suffix(".safetensors"), path
     return path, path.with_suffix(".json")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(model: nn.Module, path, *, metadata: dict | None = None) -> Path:
@@ -68,7 +54,7 @@ def save_checkpoint(model: nn.Module, path, *, metadata: dict | None = None) -> 
         "arch": arch,
         "kwargs": model.config,
         "scale": getattr(model, "scale", None),
-        "lensr_version": lensr.__version__,
+        "lensr_version": __version__,
         **metadata,
     }
     try:
@@ -78,8 +64,8 @@ def save_checkpoint(model: nn.Module, path, *, metadata: dict | None = None) -> 
     # clone: safetensors refuses tensors that share storage.
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     weights.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(weights, safetensors_bytes(tensors, metadata={"format": FORMAT, "arch": arch}))
-    _atomic_write(sidecar, text.encode())
+    write_bytes(weights, safetensors_bytes(tensors, metadata={"format": FORMAT, "arch": arch}))
+    write_text(sidecar, text)
     return weights
 
 

@@ -54,6 +54,9 @@ Where it departs (on purpose):
   the run; ``select_by_val: true`` selects by it and the sidecar says so
   (``"selected_by": "val_psnr"``); ``monitor: false`` never reads the target HR at all.
 
+This file holds the data drawing and the driver; the discriminator and the Lightning module
+are in :mod:`lensr.train.adda_module`.
+
 Outputs in ``out_dir``: ``best.safetensors``/``.json`` (the selected checkpoint),
 ``last.safetensors``/``.json`` (the final weights), ``logs/version_0/metrics.csv`` (losses,
 discriminator accuracy, validation metrics), ``tb/`` and ``adda_config.json``.
@@ -72,66 +75,19 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
-from pydantic import Field, model_validator
-from torch import nn
-from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from lensr.data.normalize import SPEC as NORMALIZATION
 from lensr.data.normalize import lr_scale_np
-from lensr.data.store import open_dataset
-from lensr.data.torch_data import FullImages, _H5Images, dihedral, split_indices
+from lensr.data.store import dataset_provenance, open_dataset
+from lensr.data.torch_data import FullImages, H5Images, dihedral, split_indices
 from lensr.errors import LensrError
+from lensr.io import write_text
 from lensr.models.checkpoint import save_checkpoint
-from lensr.models.common import SRNet, split_parameters
-from lensr.train.config import Runtime, TrainConfig
-from lensr.train.finetune import (
-    check_data_scale,
-    check_new_out,
-    load_source,
-    quiet_eval_mode_warning,
-    source_info,
-    validate_model,
-)
-from lensr.train.sr_module import SRModule
-from lensr.train.trainer import is_global_zero, make_trainer
-
-
-class ADDAConfig(Runtime):
-    """ADDA of an SR model's encoder (`lensr adda`)."""
-
-    steps: int = Field(2000, ge=1)
-    """Target-encoder updates (each preceded by one discriminator update)."""
-    lr: float = Field(5e-5, gt=0)
-    """Target encoder learning rate (small: it starts from a trained encoder)."""
-    disc_lr: float = Field(1e-4, gt=0)
-    betas: tuple[float, float] = (0.5, 0.999)
-    disc_channels: int = Field(64, ge=4)
-    """Width of the feature discriminator's first conv (doubled in its last)."""
-    batch_size: int = Field(16, ge=1)
-    """Source and target images per step (each)."""
-    patch: int = Field(32, ge=8)
-    """LR patch side in pixels."""
-    adversarial_weight: float = Field(1.0, ge=0)
-    identity_weight: float = Field(1.0, ge=0)
-    """Weight of the relative L1 between target and source features on target images
-    (the content-preserving regulariser, a departure from ADDA; 0 disables it)."""
-    monitor: bool = True
-    """Score the target validation split (reads its HR, for monitoring only)."""
-    val_every: int | None = Field(200, ge=1)
-    """Validate every N steps (and after the last); None: only after the last."""
-    select_by_val: bool = False
-    """Keep the weights with the best target val_psnr instead of the last (peeks at labels)."""
-    val_fraction: float = Field(0.1, gt=0, lt=1)
-    max_val_images: int = Field(64, ge=1)
-
-    @model_validator(mode="after")
-    def _no_grad_scaler(self):
-        # The discriminator steps through its raw optimizer, which a fp16 grad scaler skips.
-        if self.precision.startswith("16"):
-            raise ValueError("ADDA supports precision 32-true or bf16-mixed, not fp16")
-        return self
+from lensr.train import transfer
+from lensr.train.adda_module import ADDAModule, Track
+from lensr.train.config import ADDAConfig, TrainConfig
+from lensr.train.trainer import is_global_zero, make_trainer, seed_run
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -144,8 +100,8 @@ class UnpairedLR(Dataset):
 
     def __init__(self, source, source_positions, target, target_positions, *, patch, seed, n):
         self.domains = (
-            (_H5Images(source), np.asarray(source_positions)),
-            (_H5Images(target), np.asarray(target_positions)),
+            (H5Images(source), np.asarray(source_positions)),
+            (H5Images(target), np.asarray(target_positions)),
         )
         self.patch, self.seed, self.n = patch, seed, n
         for path in (source, target):
@@ -156,7 +112,7 @@ class UnpairedLR(Dataset):
     def __len__(self) -> int:
         return self.n
 
-    def _crop(self, images: _H5Images, positions: np.ndarray, rng) -> torch.Tensor:
+    def _crop(self, images: H5Images, positions: np.ndarray, rng) -> torch.Tensor:
         pos = int(positions[rng.integers(len(positions))])
         lr = images.file["lr"][pos]
         p = self.patch
@@ -172,138 +128,7 @@ class UnpairedLR(Dataset):
 
 def _provenance(path: Path, attrs: dict, n_train: int, n_val: int) -> dict:
     names = [str(c) for c in attrs.get("class_names", [])]
-    return {
-        "path": str(path),
-        "preset": str(attrs.get("preset", attrs.get("producer", ""))),
-        "seed": int(attrs["seed"]) if "seed" in attrs else None,
-        "n_train": n_train,
-        "n_val": n_val,
-        "classes": names,
-    }
-
-
-# -- networks --------------------------------------------------------------------------------
-class FeatureDiscriminator(nn.Module):
-    """Domain discriminator on (N, C, H, W) feature maps -> (N, 1) logits: conv 3x3 then two
-    stride-2 convs (LeakyReLU 0.2), global average pooling, one linear layer."""
-
-    def __init__(self, *, in_channels: int, channels: int = 64):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(channels, channels, 3, stride=2, padding=1),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
-        self.head = nn.Linear(2 * channels, 1)
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(feats))
-
-
-def feature_channels(model: SRNet) -> int:
-    """Channels of ``model.encode``'s output."""
-    with torch.no_grad():
-        return int(model.encode(torch.zeros(1, model.config.get("in_channels", 1), 8, 8)).shape[1])
-
-
-class ADDAModule(SRModule):
-    """The ADDA game; ``self.model`` is the target network (target encoder + the source's
-    frozen upsampler) that validation scores and export saves."""
-
-    def __init__(self, *, source: SRNet, cfg: ADDAConfig, monitor_cfg: TrainConfig):
-        target = copy.deepcopy(source)
-        super().__init__(model=target, cfg=monitor_cfg, total_steps=cfg.steps)
-        self.adda = cfg
-        self.source = source.eval().requires_grad_(False)
-        _, upsampler = split_parameters(target)
-        for name, p in target.named_parameters():
-            p.requires_grad_(name not in set(upsampler))
-        self.discriminator = FeatureDiscriminator(
-            in_channels=feature_channels(source), channels=cfg.disc_channels
-        )
-        self.automatic_optimization = False
-
-    def set_modes(self):
-        self.source.eval()
-        self.model.train()
-        self.discriminator.train()
-
-    def on_fit_start(self):
-        self.set_modes()
-
-    def on_train_epoch_start(self):
-        self.set_modes()
-
-    def configure_optimizers(self):
-        cfg = self.adda
-        encoder = [p for p in self.model.parameters() if p.requires_grad]
-        opt_t = torch.optim.Adam(encoder, lr=cfg.lr, betas=cfg.betas)
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.disc_lr, betas=cfg.betas)
-        return [opt_t, opt_d]
-
-    def training_step(self, batch, batch_idx):
-        cfg = self.adda
-        opt_t, opt_d = self.optimizers()
-        source_lr, target_lr = batch
-        with torch.no_grad():
-            f_source = self.source.encode(source_lr)
-            f_anchor = self.source.encode(target_lr) if cfg.identity_weight > 0 else None
-        f_target = self.model.encode(target_lr)
-
-        # Discriminator: source features are "1", target features "0".
-        d_source, d_target = self.discriminator(f_source), self.discriminator(f_target.detach())
-        d_loss = 0.5 * (
-            F.binary_cross_entropy_with_logits(d_source, torch.ones_like(d_source))
-            + F.binary_cross_entropy_with_logits(d_target, torch.zeros_like(d_target))
-        )
-        opt_d.zero_grad()
-        self.manual_backward(d_loss)
-        opt_d.optimizer.step()  # raw: global_step counts encoder steps only
-        d_acc = 0.5 * ((d_source > 0).float().mean() + (d_target < 0).float().mean())
-
-        # Target encoder: inverted labels, its features should pass as source ("1").
-        pred = self.discriminator(f_target)
-        adv = F.binary_cross_entropy_with_logits(pred, torch.ones_like(pred))
-        identity = torch.zeros((), device=adv.device)
-        if f_anchor is not None:
-            identity = F.l1_loss(f_target, f_anchor) / f_anchor.abs().mean().clamp_min(1e-8)
-        loss = cfg.adversarial_weight * adv + cfg.identity_weight * identity
-        opt_t.zero_grad()
-        self.manual_backward(loss)
-        opt_t.step()
-        self.log_dict(
-            {"d_loss": d_loss, "adv_loss": adv, "identity_loss": identity, "d_acc": d_acc},
-            prog_bar=True,
-            on_step=True,
-            on_epoch=False,
-        )
-        return loss
-
-
-class Track(Callback):
-    """Records every validation's metrics; keeps a copy of the best weights by val_psnr."""
-
-    def __init__(self):
-        self.history: list[dict] = []
-        self.best: dict | None = None
-        self.best_state: dict | None = None
-
-    def on_validation_end(self, trainer, pl_module):
-        if trainer.sanity_checking:
-            return
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
-        row = {"step": trainer.global_step, "metrics": metrics}
-        if self.history and self.history[-1]["step"] == row["step"]:
-            return
-        self.history.append(row)
-        if self.best is None or metrics["val_psnr"] > self.best["metrics"]["val_psnr"]:
-            self.best = row
-            self.best_state = copy.deepcopy(pl_module.model.state_dict())
+    return dataset_provenance(path, attrs, n_train=n_train, n_val=n_val, classes=names)
 
 
 # -- the driver --------------------------------------------------------------------------------
@@ -315,22 +140,7 @@ def _split(path: Path, cfg: ADDAConfig) -> tuple[np.ndarray, np.ndarray]:
 
 def _monitor_config(cfg: ADDAConfig, meta: dict) -> TrainConfig:
     # What SRModule's validation needs (loss, no EMA); recorded as "training" in sidecars.
-    return TrainConfig(
-        model=meta["arch"],
-        model_kwargs=meta["kwargs"],
-        scale=meta["scale"],
-        lr=cfg.lr,
-        val_fraction=cfg.val_fraction,
-        max_val_images=cfg.max_val_images,
-        patch=cfg.patch,
-        batch_size=cfg.batch_size,
-        max_epochs=1,
-        max_steps=cfg.steps,
-        seed=cfg.seed,
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        precision=cfg.precision,
-    )
+    return transfer.source_train_config(meta, cfg, lr=cfg.lr, max_epochs=1, max_steps=cfg.steps)
 
 
 def _trainer(cfg: ADDAConfig, out_dir: Path, callbacks: list, progress: bool) -> L.Trainer:
@@ -372,16 +182,14 @@ def adda(
     """
     cfg = cfg or ADDAConfig()
     source_data, target_data, out_dir = Path(source_data), Path(target_data), Path(out_dir)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    source, meta = load_source(checkpoint)
-    src_attrs = check_data_scale(checkpoint, meta["scale"], source_data)
-    tgt_attrs = check_data_scale(checkpoint, meta["scale"], target_data)
-    check_new_out(out_dir, "best.safetensors", "logs")
+    source, meta = transfer.load_source(checkpoint)
+    src_attrs = transfer.check_data_scale(checkpoint, meta["scale"], source_data)
+    tgt_attrs = transfer.check_data_scale(checkpoint, meta["scale"], target_data)
+    transfer.check_new_out(out_dir, "best.safetensors", "logs")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "adda_config.json").write_text(cfg.model_dump_json(indent=2))
+    write_text(out_dir / "adda_config.json", cfg.model_dump_json(indent=2))
 
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    seed_run(cfg)
     src_train, _ = _split(source_data, cfg)
     tgt_train, tgt_val = _split(target_data, cfg)
     pairs = UnpairedLR(
@@ -399,11 +207,13 @@ def adda(
     val_loader = DataLoader(val_set, batch_size=8, **workers) if val_set else None
 
     monitor_cfg = _monitor_config(cfg, meta)
-    source_metrics = validate_model(source, val_loader, monitor_cfg) if val_loader else None
+    source_metrics = None
+    if val_loader:
+        source_metrics = transfer.validate_model(source, val_loader, monitor_cfg)
     module = ADDAModule(source=source, cfg=cfg, monitor_cfg=monitor_cfg)
     track = Track()
     trainer = _trainer(cfg, out_dir, [track], progress)
-    with quiet_eval_mode_warning(), warnings.catch_warnings():
+    with transfer.quiet_eval_mode_warning(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*but have no `val_dataloader`")
         trainer.fit(module, train_loader, val_loader)
     if val_loader is not None and (not track.history or track.history[-1]["step"] != cfg.steps):
@@ -411,7 +221,7 @@ def adda(
 
     info = {
         "transfer": "adda",
-        "source_checkpoint": source_info(checkpoint, meta),
+        "source_checkpoint": transfer.source_info(checkpoint, meta),
         "source_metrics": source_metrics,
         "normalization": NORMALIZATION,
         "data": _provenance(target_data, tgt_attrs, len(tgt_train), len(val_set or [])),

@@ -20,126 +20,20 @@ metrics, the data provenance and ``"transfer": "finetune"``.
 from __future__ import annotations
 
 import json
-import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
 
-import lightning as L
-import torch
 from lightning.pytorch.callbacks import EarlyStopping
-from pydantic import Field, model_validator
 from torch import nn
 
 from lensr.data.normalize import SPEC as NORMALIZATION
-from lensr.data.store import open_dataset
 from lensr.errors import LensrError
-from lensr.models.checkpoint import load_checkpoint, resolve_model, save_checkpoint
+from lensr.models.checkpoint import load_checkpoint, save_checkpoint
 from lensr.models.common import SRNet, split_parameters
-from lensr.train.config import Runtime, TrainConfig
-from lensr.train.fit import TrainResult, _loaders, train
-from lensr.train.sr_module import SRModule, make_scheduler
-from lensr.train.trainer import is_global_zero
-
-
-class FinetuneConfig(Runtime):
-    """Two-stage fine-tuning (`lensr finetune`); a stage with 0 epochs is skipped."""
-
-    stage1_epochs: int = Field(10, ge=0)
-    """Maximum epochs of stage 1 (upsampler only)."""
-    stage1_lr: float = Field(1e-4, gt=0)
-    stage2_epochs: int = Field(10, ge=0)
-    """Maximum epochs of stage 2 (all layers)."""
-    stage2_lr_factor: float = Field(0.1, gt=0, le=1)
-    """Stage 2 learning rate = stage1_lr x this."""
-    patience: int = Field(3, ge=1)
-    """Epochs without a better val_psnr before a stage stops."""
-    schedule: Literal["constant", "cosine"] = "constant"
-    """Learning rate within a stage; constant suits early stopping."""
-    batch_size: int = Field(16, ge=1)
-    patch: int = Field(32, ge=8)
-    """LR patch side in pixels."""
-    val_fraction: float = Field(0.1, gt=0, lt=1)
-    max_val_images: int = Field(64, ge=1)
-    loss: Literal["l1", "mse"] = "l1"
-
-    @model_validator(mode="after")
-    def _some_stage(self):
-        if self.stage1_epochs == 0 and self.stage2_epochs == 0:
-            raise ValueError("stage1_epochs and stage2_epochs are both 0: nothing to train")
-        return self
-
-
-# -- shared with ADDA ------------------------------------------------------------------------
-def load_source(checkpoint: str | Path) -> tuple[SRNet, dict]:
-    """The trained SR model to transfer and its sidecar, with one-line errors for a missing
-    file, a baseline (nothing to train) or a non-SR checkpoint.
-
-    >>> model, meta = load_source("runs/sim/best.safetensors")
-    """
-    model = resolve_model(str(checkpoint))
-    meta = getattr(model, "metadata", {})
-    if not any(True for _ in model.parameters()):
-        raise LensrError(
-            f"{checkpoint} has no parameters to transfer: give a trained checkpoint (lensr train)"
-        )
-    if not isinstance(model, SRNet):
-        raise LensrError(f"{checkpoint} is a {meta.get('arch')!r} model, not an SR model")
-    return model, meta
-
-
-def check_data_scale(checkpoint: str | Path, scale: int, data: str | Path) -> dict:
-    """The dataset's attributes, after checking that its HR/LR ratio is ``scale``."""
-    with open_dataset(data) as ds:
-        if ds.scale != scale:
-            raise LensrError(
-                f"checkpoint {checkpoint} is for scale {scale}, but {data} has scale {ds.scale}"
-            )
-        return dict(ds.attrs)
-
-
-def check_new_out(out_dir: Path, *names: str) -> None:
-    """Refuse to mix a new run into a folder that already holds one. Checked by the reporting
-    process only: the other DDP ranks start after it and find its fresh folders."""
-    if not is_global_zero():
-        return
-    taken = [n for n in names if (out_dir / n).exists()]
-    if taken:
-        raise LensrError(f"{out_dir} already holds a run ({taken[0]}): use a new --out")
-
-
-def validate_model(model: nn.Module, val_loader, cfg: TrainConfig) -> dict[str, float]:
-    """The validation metrics of ``model`` as-is (the SRModule's, e.g. ``val_psnr``)."""
-    trainer = L.Trainer(
-        accelerator=cfg.accelerator,
-        devices=1,
-        precision=cfg.precision,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
-    module = SRModule(model=model, cfg=cfg, total_steps=1)
-    (metrics,) = trainer.validate(module, val_loader, verbose=False)
-    return {k: float(v) for k, v in metrics.items()}
-
-
-def source_info(checkpoint: str | Path, meta: dict) -> dict:
-    """What a transferred checkpoint records about the model it started from."""
-    return {
-        "path": str(checkpoint),
-        "arch": meta.get("arch"),
-        "data": meta.get("data"),
-        "metrics": meta.get("metrics"),
-    }
-
-
-@contextmanager
-def quiet_eval_mode_warning():
-    """Silence Lightning's warning about modules in eval mode: ours are on purpose."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode")
-        yield
+from lensr.train import transfer
+from lensr.train.config import FinetuneConfig, TrainConfig
+from lensr.train.fit import TrainResult, sr_loaders, train
+from lensr.train.sr_module import SRModule
+from lensr.train.trainer import is_global_zero, seed_run
 
 
 # -- the fine-tuning module --------------------------------------------------------------------
@@ -189,37 +83,16 @@ class FinetuneModule(SRModule):
     def on_train_epoch_start(self):
         self.set_modes()
 
-    def configure_optimizers(self):
-        cfg = self.cfg
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(trainable, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-        sched = make_scheduler(opt, cfg, self.total_steps)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+    def trainable_parameters(self):
+        """Only the parameters that are not frozen."""
+        return [p for p in self.model.parameters() if p.requires_grad]
 
 
 # -- the driver --------------------------------------------------------------------------------
 def stage_config(cfg: FinetuneConfig, meta: dict, *, lr: float, epochs: int) -> TrainConfig:
     """The TrainConfig of one stage (recorded in its ``train_config.json``)."""
-    return TrainConfig(
-        model=meta["arch"],
-        model_kwargs=meta["kwargs"],
-        scale=meta["scale"],
-        val_fraction=cfg.val_fraction,
-        max_val_images=cfg.max_val_images,
-        patch=cfg.patch,
-        batch_size=cfg.batch_size,
-        loss=cfg.loss,
-        lr=lr,
-        schedule=cfg.schedule,
-        max_epochs=epochs,
-        seed=cfg.seed,
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        strategy=cfg.strategy,
-        precision=cfg.precision,
-        num_workers=cfg.num_workers,
-        threads=cfg.threads,
-    )
+    copy = ("loss", "schedule", "strategy", "num_workers", "threads")
+    return transfer.source_train_config(meta, cfg, copy=copy, lr=lr, max_epochs=epochs)
 
 
 def run_stage(
@@ -240,7 +113,7 @@ def run_stage(
     def factory(c: TrainConfig, *, scale: int, total_steps: int) -> FinetuneModule:
         return FinetuneModule(model=model, cfg=c, total_steps=total_steps, frozen=frozen)
 
-    with quiet_eval_mode_warning():
+    with transfer.quiet_eval_mode_warning():
         result = train(
             tcfg,
             data=data,
@@ -280,42 +153,33 @@ def finetune(
     """
     cfg = cfg or FinetuneConfig()
     data, out_dir = Path(data), Path(out_dir)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    model, meta = load_source(checkpoint)
-    check_data_scale(checkpoint, meta["scale"], data)
-    check_new_out(out_dir, "best.safetensors", "stage1", "stage2")
+    model, meta = transfer.load_source(checkpoint)
+    transfer.check_data_scale(checkpoint, meta["scale"], data)
+    transfer.check_new_out(out_dir, "best.safetensors", "stage1", "stage2")
 
     tcfg1 = stage_config(cfg, meta, lr=cfg.stage1_lr, epochs=max(cfg.stage1_epochs, 1))
-    L.seed_everything(cfg.seed, verbose=False)
-    _, val_loader, _, _ = _loaders(tcfg1, data)
-    source_metrics = validate_model(model, val_loader, tcfg1)
+    seed_run(cfg, workers=False)
+    _, val_loader, _, _ = sr_loaders(tcfg1, data)
+    source_metrics = transfer.validate_model(model, val_loader, tcfg1)
 
-    runs: dict[str, tuple[TrainResult, dict]] = {}
+    stages = []  # (name, config, upsampler only?)
     if cfg.stage1_epochs:
-        runs["stage1"] = run_stage(
-            model,
-            tcfg1,
-            frozen=True,
-            patience=cfg.patience,
-            data=data,
-            out_dir=out_dir / "stage1",
-            progress=progress,
-        )
-        model, _ = load_checkpoint(runs["stage1"][0].best)
+        stages.append(("stage1", tcfg1, True))
     if cfg.stage2_epochs:
-        tcfg2 = stage_config(
-            cfg, meta, lr=cfg.stage1_lr * cfg.stage2_lr_factor, epochs=cfg.stage2_epochs
-        )
-        runs["stage2"] = run_stage(
+        lr2 = cfg.stage1_lr * cfg.stage2_lr_factor
+        stages.append(("stage2", stage_config(cfg, meta, lr=lr2, epochs=cfg.stage2_epochs), False))
+    runs: dict[str, tuple[TrainResult, dict]] = {}
+    for name, tcfg, frozen in stages:
+        runs[name] = run_stage(
             model,
-            tcfg2,
-            frozen=False,
+            tcfg,
+            frozen=frozen,
             patience=cfg.patience,
             data=data,
-            out_dir=out_dir / "stage2",
+            out_dir=out_dir / name,
             progress=progress,
         )
+        model, _ = load_checkpoint(runs[name][0].best)  # the next stage starts from here
     return _export(runs, checkpoint, meta, cfg, source_metrics, out_dir)
 
 
@@ -327,7 +191,7 @@ def _export(runs, checkpoint, meta, cfg, source_metrics, out_dir: Path) -> Path:
     model, _ = load_checkpoint(result.best)
     info = {
         "transfer": "finetune",
-        "source_checkpoint": source_info(checkpoint, meta),
+        "source_checkpoint": transfer.source_info(checkpoint, meta),
         "source_metrics": source_metrics,
         "normalization": NORMALIZATION,
         "data": best["data"],

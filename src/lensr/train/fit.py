@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,7 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
 from lensr.data.normalize import SPEC as NORMALIZATION
-from lensr.data.store import open_dataset
+from lensr.data.store import dataset_provenance, open_dataset
 from lensr.data.torch_data import EpochSampler, FullImages, PairPatches, split_indices
 from lensr.errors import LensrError
 from lensr.models import create_discriminator, create_model, get_model_info
@@ -32,12 +30,7 @@ from lensr.models.checkpoint import save_checkpoint
 from lensr.train.config import GANConfig, TrainConfig
 from lensr.train.gan_module import GANModule
 from lensr.train.sr_module import SRModule
-from lensr.train.trainer import make_trainer, start_run
-
-# Lightning's banners (GPU available: False, tips) are noise in a CLI that says what it does.
-logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+from lensr.train.trainer import make_trainer, seed_run, start_run, total_steps
 
 
 @dataclass
@@ -129,7 +122,9 @@ def read_history(out_dir: str | Path) -> list[dict]:
     return rows
 
 
-def _loaders(cfg: TrainConfig, data: Path):
+def sr_loaders(cfg: TrainConfig, data: Path):
+    """The training (HR/LR patches) and validation (whole images) loaders of ``data`` for
+    ``cfg``'s split and classes, its scale, and the data provenance for the sidecars."""
     with open_dataset(data) as ds:
         scale, attrs, labels, names = ds.scale, ds.attrs, ds.labels, ds.class_names
     if cfg.scale is not None and cfg.scale != scale:
@@ -152,14 +147,9 @@ def _loaders(cfg: TrainConfig, data: Path):
         **workers,
     )
     val = DataLoader(val_set, batch_size=8, **workers)
-    provenance = {
-        "path": str(data),
-        "preset": str(attrs.get("preset", attrs.get("producer", ""))),
-        "seed": int(attrs["seed"]) if "seed" in attrs else None,
-        "n_train": len(train_pos),
-        "n_val": len(val_set),
-        "classes": cfg.classes or names,
-    }
+    provenance = dataset_provenance(
+        data, attrs, n_train=len(train_pos), n_val=len(val_set), classes=cfg.classes or names
+    )
     return train, val, scale, provenance
 
 
@@ -201,14 +191,10 @@ def train(
     >>> result.best, result.best_metrics["metrics"]["val_psnr"]
     """
     data, out_dir = Path(data), Path(out_dir)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     ckpt = start_run(cfg, out_dir, resume)
-
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    train_loader, val_loader, scale, provenance = _loaders(cfg, data)
-    steps_per_epoch = len(train_loader)
-    total = cfg.max_steps if cfg.max_steps > 0 else cfg.max_epochs * steps_per_epoch
+    seed_run(cfg)
+    train_loader, val_loader, scale, provenance = sr_loaders(cfg, data)
+    total = total_steps(cfg, len(train_loader))
     module = (module_factory or build_module)(cfg, scale=scale, total_steps=total)
     metadata = {
         "normalization": NORMALIZATION,

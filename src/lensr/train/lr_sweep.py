@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
+from lensr.io import atomic_path, write_json
 from lensr.train.config import TrainConfig
 from lensr.train.fit import read_history, train
 
@@ -49,7 +48,7 @@ def lr_sweep(
         curves[f"{lr:g}"] = read_val_curve(result.out_dir)
     best = min(curves, key=lambda k: curves[k][-1][1] if curves[k] else float("inf"))
     summary = {"model": cfg.model, "steps": steps, "curves": curves, "best_lr": float(best)}
-    (out_dir / "lr_sweep.json").write_text(json.dumps(summary, indent=2))
+    write_json(out_dir / "lr_sweep.json", summary)
     summary["figure"] = str(plot_curves(curves, out_dir / "lr_sweep.png", title=cfg.model))
     return summary
 
@@ -71,8 +70,9 @@ def plot_curves(curves: dict, path: Path, *, title: str = "") -> Path:
     ax.set_title(f"learning-rate sweep {title}".strip())
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".partial.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
     return path

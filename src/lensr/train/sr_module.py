@@ -3,7 +3,6 @@ validation with the project's metrics against the noisy and the noise-free HR im
 
 from __future__ import annotations
 
-import lightning as L
 import numpy as np
 import torch
 from torch import nn
@@ -12,6 +11,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lensr.eval.metrics import score_images
 from lensr.train.config import TrainConfig
+from lensr.train.supervised import SupervisedModule
 
 LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
@@ -26,7 +26,21 @@ def make_scheduler(optimizer, cfg: TrainConfig, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
-class SRModule(L.LightningModule):
+def record_scores(store: dict[str, list], sr: torch.Tensor, hr: torch.Tensor, clean=None) -> None:
+    """Append the per-image PSNR and SSIM of ``sr`` (N, 1, H, W) against ``hr`` to
+    ``store["psnr"]`` and ``store["ssim"]``, and against ``clean`` (the noise-free HR, when
+    given) to ``store["psnr_clean"]`` and ``store["ssim_clean"]``."""
+    pred = sr.detach().float().cpu().numpy()[:, 0]
+    scores = score_images(pred, hr.float().cpu().numpy()[:, 0])
+    store["psnr"].append(scores["psnr"])
+    store["ssim"].append(scores["ssim"])
+    if clean is not None:
+        clean_scores = score_images(pred, clean.float().cpu().numpy()[:, 0])
+        store["psnr_clean"].append(clean_scores["psnr"])
+        store["ssim_clean"].append(clean_scores["ssim"])
+
+
+class SRModule(SupervisedModule):
     """Supervised SR: ``model`` maps normalised LR to normalised HR.
 
     ``total_steps`` sizes the LR schedule. Validation logs ``val_loss``, ``val_psnr``,
@@ -35,9 +49,7 @@ class SRModule(L.LightningModule):
     """
 
     def __init__(self, *, model: nn.Module, cfg: TrainConfig, total_steps: int):
-        super().__init__()
-        self.model, self.cfg, self.total_steps = model, cfg, total_steps
-        self.loss_fn = LOSSES[cfg.loss]
+        super().__init__(model=model, cfg=cfg, total_steps=total_steps, loss_fn=LOSSES[cfg.loss])
         self.ema = (
             AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
             if cfg.ema
@@ -53,20 +65,18 @@ class SRModule(L.LightningModule):
     def forward(self, x):
         return self.eval_model(x)
 
-    def training_step(self, batch, batch_idx):
-        lr, hr = batch
-        loss = self.loss_fn(self.model(lr), hr)
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True)
-        return loss
-
     def on_train_batch_end(self, outputs, batch, batch_idx):
         if self.ema is not None:
             self.ema.update_parameters(self.model)
 
+    def trainable_parameters(self):
+        """The parameters the optimizer updates: all of the model's."""
+        return self.model.parameters()
+
     def configure_optimizers(self):
         cfg = self.cfg
         opt = torch.optim.Adam(
-            self.model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+            self.trainable_parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
         )
         sched = make_scheduler(opt, cfg, self.total_steps)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
@@ -79,14 +89,8 @@ class SRModule(L.LightningModule):
         lr, hr, clean, _, _ = batch
         sr = self.eval_model(lr)
         self._val["loss"].append(self.loss_fn(sr, hr, reduction="none").mean(dim=(1, 2, 3)))
-        pred = sr.detach().float().cpu().numpy()[:, 0]
-        scores = score_images(pred, hr.float().cpu().numpy()[:, 0])
-        self._val["psnr"].append(scores["psnr"])
-        self._val["ssim"].append(scores["ssim"])
-        if self.trainer.val_dataloaders.dataset.has_clean:
-            clean_scores = score_images(pred, clean.float().cpu().numpy()[:, 0])
-            self._val["psnr_clean"].append(clean_scores["psnr"])
-            self._val["ssim_clean"].append(clean_scores["ssim"])
+        has_clean = self.trainer.val_dataloaders.dataset.has_clean
+        record_scores(self._val, sr, hr, clean if has_clean else None)
 
     def on_validation_epoch_end(self):
         for key, values in self._val.items():

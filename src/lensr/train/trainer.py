@@ -1,18 +1,28 @@
-"""The one Lightning Trainer set-up shared by every training stage."""
+"""The one Lightning Trainer set-up shared by every training stage: the run folder, seeding,
+the step budget and the Trainer itself."""
 
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from lensr.errors import LensrError
+from lensr.io import write_text
 from lensr.train.config import Runtime
+
+# Lightning's banners (GPU available: False, tips) are noise in a CLI that says what it does.
+logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
 def is_global_zero() -> bool:
@@ -34,8 +44,21 @@ def start_run(cfg, out_dir: Path, resume: bool) -> Path:
     elif ckpt.exists():
         raise LensrError(f"{out_dir} already holds a run: pass --resume or use a new --out")
     out_dir.mkdir(parents=True, exist_ok=True)
-    config_file.write_text(cfg.model_dump_json(indent=2))
+    write_text(config_file, cfg.model_dump_json(indent=2))
     return ckpt
+
+
+def seed_run(cfg: Runtime, *, workers: bool = True) -> None:
+    """Apply ``cfg.threads`` (torch CPU threads, when set) and seed Python, numpy and torch
+    with ``cfg.seed``; ``workers`` also seeds DataLoader workers (Lightning's flag)."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    L.seed_everything(cfg.seed, workers=workers, verbose=False)
+
+
+def total_steps(cfg, steps_per_epoch: int) -> int:
+    """Optimizer steps of a run: ``cfg.max_steps`` when set (> 0), else every epoch's."""
+    return cfg.max_steps if cfg.max_steps > 0 else cfg.max_epochs * steps_per_epoch
 
 
 def make_trainer(
