@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from lensr.data.importers import LR_SOURCE_BLOCK_MEAN, UNITS, import_dataset
+from lensr.data.import_layouts import LR_SOURCE_BLOCK_MEAN, UNITS
+from lensr.data.importers import import_dataset
 from lensr.data.store import open_dataset, partial_path
 from lensr.errors import LensrError
 

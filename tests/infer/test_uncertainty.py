@@ -4,23 +4,21 @@ import h5py
 import numpy as np
 import pytest
 import torch
-import typer
 from astropy.io import fits
 from torch import nn
 from torch.nn import functional as F
-from typer.testing import CliRunner
 
 from lensr.errors import LensrError
-from lensr.infer.commands import upscale_command
+from lensr.infer.arrays import upscale_array
 from lensr.infer.uncertainty import (
     DIHEDRAL,
     calibration,
-    dihedral,
+    dihedral_inverse,
+    dihedral_transform,
     predict_with_uncertainty,
     tta_outputs,
-    undo_dihedral,
 )
-from lensr.infer.upscale import upscale_array, upscale_path
+from lensr.infer.upscale import upscale_path
 from lensr.models import create_model
 from lensr.models.checkpoint import resolve_model, save_checkpoint
 from lensr.sim.config import load_sim_config
@@ -72,8 +70,8 @@ def test_dihedral_round_trip_and_group():
     x = np.arange(2 * 3 * 5, dtype=np.float32).reshape(2, 3, 5)
     seen = set()
     for k, flip in DIHEDRAL:
-        y = dihedral(x, k, flip)
-        np.testing.assert_array_equal(undo_dihedral(y, k, flip), x)
+        y = dihedral_transform(x, k, flip)
+        np.testing.assert_array_equal(dihedral_inverse(y, k, flip), x)
         seen.add(y.tobytes() + bytes(y.shape))
     assert len(DIHEDRAL) == 8 and len(seen) == 8 and DIHEDRAL[0] == (0, False)
 
@@ -197,14 +195,3 @@ def test_ensemble_and_name_errors(tmp_path, ckpts):
     with pytest.raises(LensrError, match="would overwrite"):
         upscale_path(folder, model="bicubic", out=tmp_path / "x2", uncertainty=True)
     assert not (tmp_path / "o.npy").exists() and not (tmp_path / "x2").exists()
-
-
-def test_cli_repeats_model_for_an_ensemble(tmp_path, ckpts):
-    app = typer.Typer()
-    app.command("upscale")(upscale_command)
-    app.command("noop")(lambda: None)
-    np.save(tmp_path / "lr.npy", lenses(2))
-    args = ["upscale", str(tmp_path / "lr.npy"), "--model", ckpts[0], "--model", ckpts[1]]
-    result = CliRunner().invoke(app, [*args, "--uncertainty", "--out", str(tmp_path / "sr.npy")])
-    assert result.exit_code == 0, result.output
-    assert np.load(tmp_path / "sr_sigma.npy").shape == (2, 40, 40)

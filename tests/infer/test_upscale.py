@@ -1,4 +1,4 @@
-"""lensr upscale: every input kind, units, tiling, WCS, and every user error leaving nothing."""
+"""lensr upscale: every input kind, units, WCS, and every user error leaving nothing."""
 
 import json
 import pickle
@@ -8,17 +8,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import typer
 from astropy.io import fits
 from astropy.wcs import WCS
-from typer.testing import CliRunner
 
 from lensr.data.normalize import SPEC
 from lensr.data.store import DatasetWriter
 from lensr.errors import LensrError
-from lensr.infer import upscale as up
-from lensr.infer.commands import upscale_command
-from lensr.infer.upscale import upscale_array, upscale_path
+from lensr.infer import runner
+from lensr.infer.arrays import upscale_array
+from lensr.infer.upscale import upscale_path
 from lensr.models import create_model
 from lensr.models.checkpoint import resolve_model, save_checkpoint
 
@@ -170,32 +168,7 @@ def test_fits_wcs_maps_old_pixel_centres_to_the_same_sky(tmp_path):
     np.testing.assert_allclose(dec1, dec0, atol=1e-10)
 
 
-# Tiling, units, normalisation -------------------------------------------------------------
-
-
-def test_tiled_equals_untiled_for_fsrcnn_tiny():
-    torch.manual_seed(1)
-    net = create_model("fsrcnn-tiny")
-    lr = lenses(2, 75, 75)
-    full = upscale_array(lr, net)
-    # margin = overlap // 2 = 8 LR pixels covers FSRCNN-tiny's receptive-field radius (~6).
-    tiled = upscale_array(lr, net, tile=32, overlap=16)
-    np.testing.assert_allclose(tiled, full, atol=1e-5)
-    seams = upscale_array(lr, net, tile=32, overlap=2)
-    assert np.abs(seams - full).max() > 1e-4  # the check above is not vacuous
-
-
-def test_large_images_are_tiled_automatically(monkeypatch):
-    calls = []
-    real = up.upscale_tiled
-    monkeypatch.setattr(up, "upscale_tiled", lambda *a, **k: calls.append(k) or real(*a, **k))
-    monkeypatch.setattr(up, "AUTO_TILE_PIXELS", 30 * 30)
-    monkeypatch.setattr(up, "AUTO_TILE", 24)
-    model = resolve_model("bicubic")
-    upscale_array(lenses(1, 30, 30), model)
-    assert calls == []
-    upscale_array(lenses(1, 31, 30), model)
-    assert calls and calls[0]["tile"] == 24
+# Units and normalisation ---------------------------------------------------------------
 
 
 def test_flux_per_pixel_output_conserves_total_flux(tmp_path):
@@ -219,35 +192,6 @@ def test_output_keeps_the_input_units(tmp_path, model_spec):
     a = np.load(upscale_path(tmp_path / "a.npy", model=model_spec, out=tmp_path / "sa.npy"))
     b = np.load(upscale_path(tmp_path / "b.npy", model=model_spec, out=tmp_path / "sb.npy"))
     assert np.abs(b - 1000 * a).max() <= 1e-4 * np.abs(1000 * a).max()
-
-
-def test_batch_size_does_not_change_the_result(ckpt):
-    net = resolve_model(ckpt)
-    lr = lenses(5)
-    np.testing.assert_allclose(
-        upscale_array(lr, net, batch_size=2), upscale_array(lr, net, batch_size=16), atol=1e-6
-    )
-
-
-def test_channels_last_does_not_change_the_result(monkeypatch):
-    torch.manual_seed(2)
-    net = create_model("rcan-tiny")
-    lr = lenses(2)
-    fast = upscale_array(lr, net)
-    monkeypatch.setattr(up, "CHANNELS_LAST_ON_CPU", False)
-    np.testing.assert_allclose(upscale_array(lr, create_model_like(net)), fast, atol=1e-5)
-
-
-def create_model_like(net):
-    copy = create_model(net.arch, **net.config)
-    copy.load_state_dict(net.state_dict())
-    return copy
-
-
-def test_model_mode_is_restored():
-    net = create_model("fsrcnn-tiny").train()
-    upscale_array(lenses(1), net)
-    assert net.training
 
 
 # Errors: one line, naming the problem, nothing left behind -------------------------------
@@ -387,7 +331,7 @@ def test_one_bad_file_in_a_folder_fails_before_any_work(tmp_path, monkeypatch):
     bad[3, 3] = np.nan
     np.save(src / "s9.npy", bad)
     calls = []
-    monkeypatch.setattr(up, "upscale_array", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(runner, "upscale_array", lambda *a, **k: calls.append(1))
     msg = _error(tmp_path, src, out=tmp_path / "out", match="contains 1 NaN pixels")
     assert "s9.npy" in msg and calls == []
     (src / "s9.npy").unlink()
@@ -401,7 +345,7 @@ def test_a_failure_mid_run_removes_partial_outputs(tmp_path, monkeypatch):
     for i in range(3):
         np.save(src / f"s{i}.npy", lenses(1, seed=i)[0])
     _dataset(tmp_path / "sim.h5", lenses(3))
-    real, calls = up.upscale_array, []
+    real, calls = runner.upscale_array, []
 
     def flaky(*args, **kwargs):
         calls.append(1)
@@ -409,7 +353,7 @@ def test_a_failure_mid_run_removes_partial_outputs(tmp_path, monkeypatch):
             raise LensrError("boom")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(up, "upscale_array", flaky)
+    monkeypatch.setattr(runner, "upscale_array", flaky)
     _error(tmp_path, src, out=tmp_path / "out", batch_size=1, match="boom")
     calls.clear()
     _error(tmp_path, tmp_path / "sim.h5", out=tmp_path / "sr.h5", batch_size=1, match="boom")
@@ -436,30 +380,6 @@ def test_folder_overwrite_replaces_only_earlier_outputs(tmp_path):
     (dst / "thesis.tex").write_text("precious")
     _error(tmp_path, src, out=dst, overwrite=True, match="not images")
     _error(tmp_path, src, out=src / "x2", match="inside the input folder")
-
-
-# CLI ---------------------------------------------------------------------------------------
-
-
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    app.command("upscale")(upscale_command)
-    app.command("noop")(lambda: None)  # two commands keep "upscale" a subcommand
-    return app
-
-
-def test_cli_upscale_writes_and_reports(tmp_path):
-    np.save(tmp_path / "lr.npy", lenses(2))
-    runner = CliRunner()
-    args = ["upscale", str(tmp_path / "lr.npy"), "--model", "bicubic", "--out"]
-    result = runner.invoke(_app(), [*args, str(tmp_path / "sr.npy"), "--batch-size", "1"])
-    assert result.exit_code == 0, result.output
-    assert "wrote" in result.output and "sr.npy" in result.output
-    assert np.load(tmp_path / "sr.npy").shape == (2, 40, 40)
-    result = runner.invoke(_app(), [*args, str(tmp_path / "sr.npy")])
-    assert isinstance(result.exception, LensrError) and "already exists" in str(result.exception)
-    help_text = runner.invoke(_app(), ["upscale", "--help"]).output
-    assert "flux-per-pixel" in help_text and "--overwrite" in help_text
 
 
 def test_pickle_is_never_loaded(tmp_path, monkeypatch):

@@ -38,7 +38,7 @@ def dihedral(a: np.ndarray, k: int) -> np.ndarray:
     return np.rot90(a, k % 4, axes=(-2, -1))
 
 
-class _H5Images:
+class H5Images:
     """Lazily opened per process: h5py handles must not cross DataLoader worker forks."""
 
     def __init__(self, path: str | Path):
@@ -64,7 +64,7 @@ class PairPatches(Dataset):
     """
 
     def __init__(self, path, positions, *, patch: int = 48, seed: int = 0, augment: bool = True):
-        self.images = _H5Images(path)
+        self.images = H5Images(path)
         self.positions = np.asarray(positions)
         self.patch, self.seed, self.augment = patch, seed, augment
         with open_dataset(path) as ds:
@@ -104,7 +104,7 @@ class FullImages(Dataset):
     """
 
     def __init__(self, path, positions):
-        self.images = _H5Images(path)
+        self.images = H5Images(path)
         self.positions = np.asarray(positions)
         with open_dataset(path) as ds:
             self.has_clean = ds.hr_clean is not None

@@ -27,6 +27,7 @@ import numpy as np
 from torch import nn
 
 from lensr.errors import LensrError
+from lensr.infer.arrays import upscale_array
 
 DIHEDRAL: tuple[tuple[int, bool], ...] = tuple((k, f) for f in (False, True) for k in range(4))
 """The 8 dihedral transforms as (quarter turns, mirror); (0, False) is the identity."""
@@ -35,23 +36,23 @@ GAUSSIAN_COVERAGE = {"within_1sigma": 0.6827, "within_2sigma": 0.9545}
 """The fractions a calibrated Gaussian error bar would give."""
 
 
-def dihedral(images: np.ndarray, k: int, flip: bool) -> np.ndarray:
+def dihedral_transform(images: np.ndarray, k: int, flip: bool) -> np.ndarray:
     """Rotate (N, H, W) images by ``k`` quarter turns, then mirror left-right if ``flip``.
 
     Example::
 
-        dihedral(x, 1, True).shape == x.shape[:1] + x.shape[:0:-1]   # H and W swap
+        dihedral_transform(x, 1, True).shape == x.shape[:1] + x.shape[:0:-1]   # H and W swap
     """
     out = np.rot90(images, k, axes=(-2, -1))
     return out[..., ::-1] if flip else out
 
 
-def undo_dihedral(images: np.ndarray, k: int, flip: bool) -> np.ndarray:
-    """The inverse of :func:`dihedral` ``(k, flip)``.
+def dihedral_inverse(images: np.ndarray, k: int, flip: bool) -> np.ndarray:
+    """The inverse of :func:`dihedral_transform` ``(k, flip)``.
 
     Example::
 
-        np.array_equal(undo_dihedral(dihedral(x, 3, True), 3, True), x)   # True
+        np.array_equal(dihedral_inverse(dihedral_transform(x, 3, True), 3, True), x)   # True
     """
     out = images[..., ::-1] if flip else images
     return np.rot90(out, -k, axes=(-2, -1))
@@ -64,20 +65,18 @@ def tta_outputs(
 
     ``identity`` (default None) is the model's plain output, if already computed: it is
     yielded instead of being recomputed. ``options`` go to
-    :func:`lensr.infer.upscale.upscale_array` (batch_size, tile, overlap, device).
+    :func:`lensr.infer.arrays.upscale_array` (batch_size, tile, overlap, device).
 
     Example::
 
         outputs = list(tta_outputs(lr, model))      # 8 arrays (N, sh, sw)
     """
-    from lensr.infer import upscale  # late: upscale imports this module
-
     for k, flip in DIHEDRAL:
         if (k, flip) == (0, False) and identity is not None:
             yield np.asarray(identity, dtype=np.float32)
             continue
-        sr = upscale.upscale_array(np.ascontiguousarray(dihedral(lr, k, flip)), model, **options)
-        yield np.ascontiguousarray(undo_dihedral(sr, k, flip))
+        sr = upscale_array(np.ascontiguousarray(dihedral_transform(lr, k, flip)), model, **options)
+        yield np.ascontiguousarray(dihedral_inverse(sr, k, flip))
 
 
 class _Welford:
@@ -114,14 +113,12 @@ def predict_with_uncertainty(
     (an ensemble). ``tta`` (default True) uses the 8 transforms; False uses the plain
     outputs only (then at least two models are needed). ``identity`` (default None) is
     the first model's plain output, reused when given. ``options`` go to
-    :func:`lensr.infer.upscale.upscale_array`.
+    :func:`lensr.infer.arrays.upscale_array`.
 
     Example::
 
         mean, sigma = predict_with_uncertainty(lr, [model_a, model_b])   # 16 upscales
     """
-    from lensr.infer import upscale
-
     models = [models] if isinstance(models, nn.Module) else list(models)
     if not models:
         raise LensrError("predict_with_uncertainty needs at least one model")
@@ -137,7 +134,7 @@ def predict_with_uncertainty(
             for out in tta_outputs(lr, model, identity=plain, **options):
                 stats.add(out)
         else:
-            stats.add(plain if plain is not None else upscale.upscale_array(lr, model, **options))
+            stats.add(plain if plain is not None else upscale_array(lr, model, **options))
     return stats.result()
 
 

@@ -1,0 +1,164 @@
+"""``upscale_array`` with the trust options: the step that turns LR stacks into outputs.
+
+:class:`Runner` fixes the options of :func:`lensr.infer.arrays.upscale_array`, applies
+the two trust options of ``lensr upscale`` (``uncertainty``: the mean and per-pixel sigma
+over 8 dihedral transforms and an ensemble, :mod:`lensr.infer.uncertainty`;
+``consistent``: back-projection onto the LR image, :mod:`lensr.infer.projection`) and the
+units conversion, and drives one progress bar. :func:`load_models` and
+:func:`instrument_source` prepare its models and LR instrument, checked before any work.
+
+Example::
+
+    nets = load_models(["bicubic"], scale=None)
+    with tqdm() as bar:
+        sr, sigma = Runner(nets, factor=1.0, bar=bar, batch_size=16)(lr)   # sigma None
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+from tqdm import tqdm
+
+from lensr.data.store import open_dataset
+from lensr.errors import LensrError
+from lensr.infer.arrays import model_percentile, model_scale, upscale_array
+from lensr.infer.projection import project
+from lensr.infer.uncertainty import predict_with_uncertainty
+from lensr.instrument.from_dataset import (
+    LRInstrument,
+    constant_variance,
+    gaussian_degradation,
+    has_simulated_instrument,
+    lr_instrument,
+)
+from lensr.instrument.noise import estimate_noise_variance
+from lensr.models.checkpoint import resolve_model
+
+InstrumentFn = Callable[[np.ndarray, np.ndarray | None], LRInstrument]
+"""``(lr images, their positions in an HDF5 dataset or None) -> their LR instrument``."""
+
+
+class Runner:
+    """``upscale_array`` with fixed options, the trust options, the units conversion and
+    one progress bar. Calls return ``(sr, sigma)``; sigma is None without uncertainty."""
+
+    def __init__(
+        self,
+        models: list[nn.Module],
+        *,
+        factor: float,
+        bar: tqdm,
+        uncertainty: bool = False,
+        instrument: InstrumentFn | None = None,
+        **options,
+    ):
+        self.models, self.factor, self.bar, self.options = models, factor, bar, options
+        self.uncertainty, self.instrument = uncertainty, instrument
+
+    def __call__(
+        self, images: np.ndarray, *, positions: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        step = self.options["batch_size"]
+        parts, sigmas = [], []
+        for start in range(0, len(images), step):
+            chunk = images[start : start + step]
+            sr, sigma = self._one(
+                chunk, None if positions is None else positions[start : start + step]
+            )
+            parts.append(sr)
+            sigmas.append(sigma)
+            self.bar.update(len(sr))
+        sr = np.concatenate(parts)
+        sigma = np.concatenate(sigmas) if self.uncertainty else None
+        if self.factor != 1:
+            sr = sr * np.float32(self.factor)
+            sigma = None if sigma is None else sigma * np.float32(self.factor)
+        return sr, sigma
+
+    def _one(self, lr: np.ndarray, positions) -> tuple[np.ndarray, np.ndarray | None]:
+        sigma = None
+        if self.uncertainty:
+            sr, sigma = predict_with_uncertainty(lr, self.models, **self.options)
+        else:
+            sr = upscale_array(lr, self.models[0], **self.options)
+        if self.instrument is not None:
+            inst = self.instrument(lr, positions)
+            sr = project(sr, lr, inst.D, variance=inst.variance)
+        return sr, sigma
+
+
+def load_models(specs: list[str], *, scale: int | None) -> list[nn.Module]:
+    """Resolve every model spec (baseline name or checkpoint); they must share one scale."""
+    nets = []
+    for spec in specs:
+        net = resolve_model(spec, scale=scale)
+        model_percentile(net, name=f"model {spec}")
+        nets.append(net)
+    scales = [model_scale(net) for net in nets]
+    if len(set(scales)) > 1:
+        raise LensrError(f"the models of an ensemble must share one scale, got {scales}")
+    return nets
+
+
+def uncertainty_note(n_models: int) -> str:
+    """The provenance line saying what the uncertainty map of ``n_models`` models is."""
+    ensemble = f" x {n_models} models" if n_models > 1 else ""
+    return f"sigma over 8 dihedral transforms{ensemble}; the image is their mean"
+
+
+def instrument_source(
+    src: Path, kind: str, *, scale: int, lr_psf_fwhm, hr_psf_fwhm, pixel_scale
+) -> InstrumentFn:
+    """How to get the LR instrument of a batch of input images, checked before any work.
+
+    An HDF5 dataset ``src`` (``kind`` "h5") gives its own simulated instrument per image;
+    otherwise a Gaussian LR PSF of ``lr_psf_fwhm`` arcsec (``hr_psf_fwhm`` on HR) on LR
+    pixels of ``pixel_scale`` arcsec, with the noise variance estimated from each image.
+    """
+    hint = (
+        "--consistent needs the LR instrument: give --lr-psf-fwhm and --pixel-scale "
+        "(arcsec), or a simulated HDF5 dataset"
+    )
+    if kind == "h5":
+        with open_dataset(src) as ds:
+            simulated = has_simulated_instrument(ds)
+            if not simulated:
+                try:
+                    lr_instrument(
+                        ds,
+                        [0],
+                        lr=ds.lr[:1],
+                        lr_psf_fwhm=lr_psf_fwhm,
+                        hr_psf_fwhm=hr_psf_fwhm,
+                        pixel_scale=pixel_scale,
+                    )
+                except LensrError as err:
+                    raise LensrError(f"{hint} ({err})") from None
+
+        def from_dataset(lr: np.ndarray, positions) -> LRInstrument:
+            with open_dataset(src) as ds:
+                return lr_instrument(
+                    ds,
+                    positions,
+                    lr=lr,
+                    lr_psf_fwhm=lr_psf_fwhm,
+                    hr_psf_fwhm=hr_psf_fwhm,
+                    pixel_scale=pixel_scale,
+                )
+
+        return from_dataset
+    if lr_psf_fwhm is None or pixel_scale is None:
+        raise LensrError(hint)
+    D = gaussian_degradation(
+        lr_fwhm=lr_psf_fwhm, hr_fwhm=hr_psf_fwhm, pixel_scale=pixel_scale, scale=scale
+    )
+
+    def gaussian(lr: np.ndarray, positions) -> LRInstrument:
+        variance = constant_variance(estimate_noise_variance(lr))
+        return LRInstrument(D=D, variance=variance, source="gaussian")
+
+    return gaussian
