@@ -1,86 +1,30 @@
-"""Classification metrics (vs scikit-learn), evaluation, hallucination audit and commands."""
+"""Classification metrics (vs scikit-learn), evaluate_classifier, and its errors (the classify
+commands: tests/cli; the hallucination audit: test_audit.py; shared fixtures: conftest.py)."""
 
 import json
 
 import numpy as np
 import pytest
 import torch
-import typer
-import yaml
 from sklearn.metrics import roc_auc_score
-from typer.testing import CliRunner
 
-from lensr.data.importers import import_dataset
 from lensr.errors import LensrError
 from lensr.eval.classification import (
     HR,
     LR,
-    SR_ALL,
-    SR_CDM,
-    SR_CDM_PROJ,
     downsample_curve,
     evaluate_classifier,
-    hallucination_audit,
     normalize_images,
     predict,
     prediction_shift,
     roc_curves,
 )
-from lensr.eval.classify_commands import (
-    classify_audit_command,
-    classify_eval_command,
-    classify_train_command,
-    parse_sr_specs,
-)
 from lensr.models import create_model
 from lensr.models.checkpoint import save_checkpoint
-from lensr.train.classifier import ClassifierConfig, train_classifier
 
 NAMES = ["none", "cdm", "axion"]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # With both cores busy torch's default threads make convolutions ~100x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory):
-    """30 classify-preset lenses (64 px HR, 32 px LR), classes cycling none/cdm/axion."""
-    from lensr.sim.config import load_sim_config
-    from lensr.sim.run import simulate
-
-    path = tmp_path_factory.mktemp("sim") / "c.h5"
-    return simulate(load_sim_config("classify"), n=30, seed=0, out=path, progress=False)
-
-
-@pytest.fixture(scope="module")
-def models(sim, tmp_path_factory):
-    """A briefly trained classifier and two untrained tiny SR checkpoints."""
-    root = tmp_path_factory.mktemp("models")
-    torch.set_num_threads(1)
-    cfg = ClassifierConfig(
-        model_kwargs={"small_input": False},
-        batch_size=8,
-        max_steps=2,
-        val_fraction=0.2,
-        bn_recalibration_images=8,
-    )
-    clf = train_classifier(cfg, data=sim, out_dir=root / "clf", progress=False).best
-    torch.manual_seed(0)
-    sr_all = save_checkpoint(
-        create_model("fsrcnn-tiny"), root / "sr.safetensors", metadata={"data": {"classes": NAMES}}
-    )
-    sr_cdm = save_checkpoint(
-        create_model("fsrcnn-tiny"),
-        root / "cdm.safetensors",
-        metadata={"data": {"classes": ["cdm"]}},
-    )
-    return {"classifier": clf, "sr_all": sr_all, "sr_cdm": sr_cdm, "root": root}
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def fake_classifier(path, *, num_classes=3, class_names=NAMES, input_size=(64, 64)):
@@ -197,81 +141,6 @@ def test_evaluate_classifier_end_to_end(sim, models, tmp_path):
     assert small["n"] == 6 and list(small["variants"]) == [HR, LR]
 
 
-def test_hallucination_audit_writes_its_files(sim, models, tmp_path):
-    out = tmp_path / "audit"
-    r = hallucination_audit(
-        sim,
-        sr_all=str(models["sr_all"]),
-        sr_cdm_only=str(models["sr_cdm"]),
-        classifier=models["classifier"],
-        out_dir=out,
-        examples=3,
-        progress=False,
-    )
-    assert list(r["variants"]) == [HR, SR_ALL, SR_CDM]
-    for v in r["variants"].values():
-        for row in v["prediction"].values():
-            assert sum(row.values()) == pytest.approx(1)
-    assert r["models"][SR_CDM]["trained_on"] == ["cdm"]
-    assert set(r["shift"]) == set(NAMES)
-    assert 0 <= r["changed"]["count"] <= 30
-    assert len(r["examples"]) == min(3, r["changed"]["count"])
-    for ex in r["examples"]:
-        assert ex["predicted"][HR] != ex["predicted"][SR_CDM]
-    changes = [ex["change"] for ex in r["examples"]]
-    assert json.loads((out / "hallucination.json").read_text()) == r
-    assert (out / "hallucination.png").read_bytes()[:4] == b"\x89PNG"
-    assert all(0 < c <= 1 for c in changes)
-
-
-def test_audit_with_projection_accounts_for_every_changed_image(sim, models, tmp_path):
-    r = hallucination_audit(
-        sim,
-        sr_all=str(models["sr_all"]),
-        sr_cdm_only=str(models["sr_cdm"]),
-        classifier=models["classifier"],
-        out_dir=tmp_path,
-        progress=False,
-        consistent=True,
-    )
-    assert list(r["variants"]) == [HR, SR_ALL, SR_CDM, SR_CDM_PROJ]
-    p = r["projection"]
-    assert 0 <= p["restored"] <= r["changed"]["count"]
-    assert p["changed"]["count"] == r["changed"]["count"] - p["restored"] + p["new"]
-    assert p["changed"]["fraction"] == pytest.approx(p["changed"]["count"] / 30)
-
-
-def test_audit_projection_needs_the_simulated_instrument(sim, models, tmp_path):
-    hr, lr = tmp_path / "src" / "HR", tmp_path / "src" / "LR"
-    hr.mkdir(parents=True)
-    lr.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        np.save(hr / f"{i}.npy", rng.random((64, 64), dtype=np.float32))
-        np.save(lr / f"{i}.npy", rng.random((32, 32), dtype=np.float32))
-    (imported,) = import_dataset(tmp_path / "src", tmp_path / "imp.h5", progress=False)
-    kwargs = {"sr_all": str(models["sr_all"]), "sr_cdm_only": str(models["sr_cdm"])}
-    with pytest.raises(LensrError, match="--consistent needs a simulated dataset"):
-        hallucination_audit(
-            imported, classifier=models["classifier"], out_dir=tmp_path / "a", **kwargs,
-            progress=False, consistent=True,
-        )  # fmt: skip
-    assert not (tmp_path / "a").exists()
-
-
-def test_identical_sr_models_shift_nothing(sim, models, tmp_path):
-    r = hallucination_audit(
-        sim,
-        sr_all=str(models["sr_all"]),
-        sr_cdm_only=str(models["sr_all"]),
-        classifier=models["classifier"],
-        out_dir=tmp_path,
-        max_images=9,
-        progress=False,
-    )
-    assert all(v == 0 for row in r["shift"].values() for v in row.values())
-
-
 # One-line errors --------------------------------------------------------------------------------
 
 
@@ -306,69 +175,3 @@ def test_missing_dataset_and_classifier(sim, models, tmp_path):
             out_dir=tmp_path / "x",
         )
     assert not (tmp_path / "x").exists()
-
-
-# Commands -----------------------------------------------------------------------------------------
-
-
-def test_parse_sr_specs():
-    assert parse_sr_specs(["a=x.safetensors", "bilinear"]) == {
-        "a": "x.safetensors",
-        "bilinear": "bilinear",
-    }
-    with pytest.raises(LensrError, match="given twice"):
-        parse_sr_specs(["a=x", "a=y"])
-    with pytest.raises(LensrError, match="expected NAME=SPEC"):
-        parse_sr_specs(["=x"])
-
-
-def test_commands_through_typer(sim, models, tmp_path):
-    app = typer.Typer()
-    app.command("train")(classify_train_command)
-    app.command("eval")(classify_eval_command)
-    app.command("audit")(classify_audit_command)
-    runner = CliRunner()
-    config = tmp_path / "clf.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "model_kwargs": {"small_input": False},
-                "max_steps": 1,
-                "val_fraction": 0.2,
-                "bn_recalibration_images": 8,
-            }
-        )
-    )
-    args = ["train", "--data", str(sim), "--out", str(tmp_path / "clf"), "--config", str(config)]
-    result = runner.invoke(app, args + ["--batch-size", "8", "--seed", "1"])
-    assert result.exit_code == 0, result.output
-    assert "validation accuracy" in result.output
-    saved = json.loads((tmp_path / "clf" / "train_config.json").read_text())
-    assert saved["batch_size"] == 8 and saved["seed"] == 1 and saved["max_steps"] == 1
-
-    args = ["eval", "--data", str(sim), "--classifier", str(models["classifier"])]
-    args += ["--sr", f"tiny={models['sr_all']}", "--out", str(tmp_path / "e"), "--max-images", "6"]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert "SR: tiny" in result.output
-    assert json.loads((tmp_path / "e" / "classification.json").read_text())["n"] == 6
-
-    args = ["audit", "--data", str(sim), "--classifier", str(models["classifier"])]
-    args += ["--sr-all", str(models["sr_all"]), "--sr-cdm-only", str(models["sr_cdm"])]
-    result = runner.invoke(app, args + ["--out", str(tmp_path / "a"), "--max-images", "6"])
-    assert result.exit_code == 0, result.output
-    assert (tmp_path / "a" / "hallucination.png").is_file()
-
-    bad = runner.invoke(
-        app,
-        [
-            "train",
-            "--data",
-            str(sim),
-            "--out",
-            str(tmp_path / "b"),
-            "--config",
-            str(tmp_path / "none.yaml"),
-        ],
-    )
-    assert isinstance(bad.exception, LensrError) and "does not exist" in str(bad.exception)

@@ -8,17 +8,16 @@ import h5py
 import numpy as np
 import pytest
 import torch
-import typer
-from typer.testing import CliRunner
 
 from lensr.data.store import open_dataset
 from lensr.errors import LensrError
-from lensr.eval import evaluate as evaluate_module
-from lensr.eval.commands import evaluate_command, model_specs
-from lensr.eval.evaluate import display_name, evaluate, example_positions, unique_names
+from lensr.eval import evaluate_outputs
+from lensr.eval.evaluate import evaluate
+from lensr.eval.evaluate_outputs import example_positions
 from lensr.eval.figures import auto_zoom, comparison_figure
 from lensr.eval.metrics import score_images
-from lensr.infer.upscale import upscale_array
+from lensr.eval.model_runs import display_name, unique_names
+from lensr.infer.arrays import upscale_array
 from lensr.models import create_model
 from lensr.models.checkpoint import resolve_model, save_checkpoint
 from lensr.sim.config import load_sim_config
@@ -228,7 +227,7 @@ def test_a_failure_leaves_no_metrics_json(files, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("figure failed")
 
-    monkeypatch.setattr(evaluate_module, "comparison_figure", broken)
+    monkeypatch.setattr(evaluate_outputs, "comparison_figure", broken)
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="figure failed"):
         evaluate(files["data"], ["bicubic"], out_dir=out, **BOOT)
@@ -267,37 +266,3 @@ def test_names_and_examples():
     assert unique_names(["a", "a", "b", "a"]) == ["a", "a-2", "b", "a-3"]
     assert example_positions(12, 3) == [2, 6, 10]
     assert example_positions(2, 5) == [0, 1]
-    assert model_specs("bilinear, bicubic", ["m.safetensors"]) == [
-        "bilinear", "bicubic", "m.safetensors",
-    ]  # fmt: skip
-    assert model_specs("", []) == []
-
-
-def _cli():
-    app = typer.Typer()
-    app.command("evaluate")(evaluate_command)
-
-    @app.callback()
-    def _root():
-        """Keeps 'evaluate' a subcommand."""
-
-    return app
-
-
-def test_cli_prints_the_table_and_writes_the_folder(files, tmp_path):
-    out = tmp_path / "cli"
-    args = ["evaluate", "--data", str(files["data"]), "--baselines", "bicubic"]
-    args += ["--models", files["ckpt"], "--models", "bilinear", "--out", str(out)]
-    result = CliRunner().invoke(_cli(), [*args, "--max-images", "6", "--seed", "1"])
-    assert result.exit_code == 0, result.output
-    assert "Against the noise-free HR" in result.output and "fsrcnn-tiny" in result.output
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert [m["name"] for m in metrics["models"]] == ["bicubic", "fsrcnn-tiny", "bilinear"]
-    assert metrics["n"] == 6 and metrics["examples"] == [1, 3, 5]
-
-
-def test_cli_without_models_is_a_user_error(files, tmp_path):
-    args = ["evaluate", "--data", str(files["data"]), "--baselines", "", "--out", str(tmp_path)]
-    result = CliRunner().invoke(_cli(), args)
-    assert isinstance(result.exception, LensrError)
-    assert "no models to evaluate" in str(result.exception)

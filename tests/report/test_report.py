@@ -331,13 +331,6 @@ def test_training_curves_figure(run_dir: Path, tmp_path: Path):
     assert not list(tmp_path.glob("*.partial*"))
 
 
-def test_report_command_prints_the_path(run_dir: Path, capsys):
-    from lensr.report.commands import report_command
-
-    report_command(run_dir=run_dir, out=None)
-    assert capsys.readouterr().out.strip() == str(run_dir / "report.html")
-
-
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
 def test_headless_chromium_renders_the_page(run_dir: Path, tmp_path: Path):
     path = build_report(run_dir)

@@ -14,7 +14,7 @@ import torch  # noqa: E402
 
 from lensr.eval.evaluate import evaluate  # noqa: E402
 from lensr.report import SECTIONS, build_report  # noqa: E402
-from lensr.report.sections import results_section  # noqa: E402
+from lensr.report.results import results_section  # noqa: E402
 from lensr.report.trust import trust_section  # noqa: E402
 from lensr.sim.config import load_sim_config  # noqa: E402
 from lensr.sim.run import simulate  # noqa: E402

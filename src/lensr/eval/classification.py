@@ -3,9 +3,8 @@
 A classifier trained on HR simulations (:mod:`lensr.train.classifier`) classifies the HR
 images of a dataset, its LR images upsampled with the bicubic baseline, and the SR output
 of each given model. The gap between HR and LR is what resolution is worth to the science;
-SR should close it without inventing structure. :func:`hallucination_audit` tests the
-latter: an SR model trained only on ``cdm`` lenses may paint subhalo-like features into
-images of other classes (the study found accuracy 0.33 on such SR images, against 0.92 HR).
+SR should close it without inventing structure (:mod:`lensr.eval.audit` tests the latter).
+The classifier and SR models are loaded and checked by :mod:`lensr.eval.classify_inputs`.
 
 All inputs go through :func:`normalize_images` (each image divided by its own 99.5th
 percentile), the same rule the classifier was trained with.
@@ -20,11 +19,9 @@ Example::
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,18 +31,16 @@ from torch import nn
 from tqdm import tqdm
 
 from lensr.data.normalize import lr_scale_np
-from lensr.data.store import LensDataset, open_dataset
+from lensr.data.store import LensDataset
 from lensr.errors import LensrError
-from lensr.eval.evaluate import check_out_dir
-from lensr.models import get_model_info, list_models
+from lensr.eval.classify_inputs import classifier_for, count_images, load_sr, open_data, spec_text
+from lensr.eval.output_dir import check_out_dir, json_writer, write_all
 from lensr.models.checkpoint import resolve_model
 
 PERCENTILE = 99.5
 NORMALIZATION = {"name": "image-percentile", "percentile": PERCENTILE}
 """Recorded in classifier sidecars: every input image is divided by its own percentile."""
 HR, LR = "HR", "LR (bicubic)"
-SR_ALL, SR_CDM = "SR (all classes)", "SR (cdm only)"
-SR_CDM_PROJ = "SR (cdm only) + projection"
 ROC_POINTS = 200
 """At most this many points per ROC curve in the JSON files."""
 CHUNK = 256
@@ -209,14 +204,14 @@ def downsample_curve(fpr, tpr, *, points: int = ROC_POINTS) -> tuple[list, list]
     return fpr.tolist(), tpr.tolist()
 
 
-def _finite(value):
+def nan_to_none(value):
     """NaN -> None, recursively: strict JSON has no NaN."""
     if isinstance(value, float):
         return None if math.isnan(value) else value
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: nan_to_none(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [nan_to_none(v) for v in value]
     return value
 
 
@@ -226,120 +221,13 @@ def _json_variant(metrics: dict) -> dict:
         for name, c in metrics["roc"].items()
     }
     keys = ("n", "accuracy", "auc", "macro_auc", "confusion", "predicted_fraction")
-    return _finite({**{k: metrics[k] for k in keys}, "roc": roc})
+    return nan_to_none({**{k: metrics[k] for k in keys}, "roc": roc})
 
 
-# Models -----------------------------------------------------------------------------------
+# Classifying the variants ------------------------------------------------------------------
 
 
-def load_classifier(classifier: str | os.PathLike | nn.Module) -> tuple[nn.Module, dict]:
-    """A classifier checkpoint path (or a module) -> ``(model, metadata)`` in eval mode.
-
-    The checkpoint must be a classifier's (its architecture in the "classifier" family);
-    the metadata is its sidecar (``class_names``, ``input_size``, ...), or the module's
-    ``metadata`` attribute ({} if none).
-
-    Example::
-
-        model, meta = load_classifier("runs/clf/best.safetensors")
-        meta["class_names"]
-    """
-    if isinstance(classifier, nn.Module):
-        return classifier.eval(), dict(getattr(classifier, "metadata", None) or {})
-    spec = str(classifier)
-    if not Path(spec).with_suffix(".safetensors").is_file():
-        raise LensrError(f"classifier checkpoint {spec} not found")
-    model = resolve_model(spec)
-    meta = dict(model.metadata)
-    family = _family(meta["arch"])
-    if family != "classifier":
-        raise LensrError(
-            f"{spec} is a checkpoint of {meta['arch']!r} ({family} model), not a classifier: "
-            "give a checkpoint written by `lensr classify train`"
-        )
-    return model.eval(), meta
-
-
-def _family(arch: str) -> str:
-    try:
-        return get_model_info(arch).family
-    except LensrError:  # a discriminator, or an architecture of a newer lensr
-        return "unknown"
-
-
-def _num_classes(model: nn.Module, meta: dict) -> int | None:
-    kwargs = meta.get("kwargs") or getattr(model, "config", {}) or {}
-    if "num_classes" in kwargs:
-        return int(kwargs["num_classes"])
-    fc = getattr(model, "fc", None)
-    return int(fc.out_features) if isinstance(fc, nn.Linear) else None
-
-
-def check_classifier(model: nn.Module, meta: dict, ds: LensDataset, *, name: str) -> None:
-    """One-line errors when the classifier does not fit the dataset: a different number or
-    order of classes, or images of another size than it was trained on."""
-    names = ds.class_names
-    k = _num_classes(model, meta)
-    if k is not None and k != len(names):
-        raise LensrError(
-            f"classifier {name} predicts {k} classes, but dataset {ds.path} has "
-            f"{len(names)} ({', '.join(names)})"
-        )
-    trained = meta.get("class_names")
-    if trained is not None and list(trained) != names:
-        raise LensrError(
-            f"classifier {name} was trained on classes {list(trained)}, but dataset "
-            f"{ds.path} has {names}: the class order must match"
-        )
-    size = meta.get("input_size")
-    if size is not None and tuple(size) != tuple(ds.hr_shape):
-        raise LensrError(
-            f"classifier {name} was trained on {size[0]}x{size[1]} px images, but the HR "
-            f"images of {ds.path} are {ds.hr_shape[0]}x{ds.hr_shape[1]} px: evaluate on "
-            "data of the training size"
-        )
-
-
-def load_sr(spec: str | os.PathLike | nn.Module, *, scale: int, name: str) -> nn.Module:
-    """An SR model (baseline name, checkpoint path or module) checked to upscale x``scale``.
-
-    Example::
-
-        net = load_sr("runs/rcan/best.safetensors", scale=2, name="rcan")
-    """
-    baselines = [info.name for info in list_models("baseline")]
-    if isinstance(spec, nn.Module):
-        model = spec
-    elif str(spec) in baselines:
-        model = resolve_model(str(spec), scale=scale)
-    else:
-        model = resolve_model(str(spec))
-        if _family(model.metadata["arch"]) == "classifier":
-            raise LensrError(f"SR model {name!r} ({spec}) is a classifier, not an SR model")
-    if getattr(model, "scale", None) != scale:
-        raise LensrError(
-            f"SR model {name!r} upscales x{getattr(model, 'scale', None)}, but the dataset is "
-            f"x{scale} (HR/LR)"
-        )
-    return model
-
-
-def _spec_text(spec) -> str:
-    return type(spec).__name__ if isinstance(spec, nn.Module) else str(spec)
-
-
-# Shared run machinery -----------------------------------------------------------------------
-
-
-def _count(ds: LensDataset, max_images: int | None) -> int:
-    if max_images is not None and max_images < 1:
-        raise LensrError(f"max_images must be >= 1, got {max_images}")
-    if len(ds) == 0:
-        raise LensrError(f"dataset {ds.path} holds no images")
-    return len(ds) if max_images is None else min(max_images, len(ds))
-
-
-def _classify_variants(
+def classify_variants(
     ds: LensDataset,
     classifier: nn.Module,
     sources: dict[str, nn.Module | None],
@@ -359,7 +247,7 @@ def _classify_variants(
             stop = min(start + CHUNK, n)
             lr, made = ds.lr[start:stop], {}
             for name, model in sources.items():
-                made[name] = ds.hr[start:stop] if model is None else _upscale(lr, model)
+                made[name] = ds.hr[start:stop] if model is None else upscale_lr(lr, model)
             for name, (source, fn) in derived.items():
                 made[name] = fn(made[source], lr, start, stop)
             for name, images in made.items():
@@ -368,54 +256,11 @@ def _classify_variants(
     return {name: np.concatenate(p) for name, p in probs.items()}
 
 
-def _projector(ds: LensDataset) -> Callable:
-    """``fn(sr, lr, start, stop)``: SR images back-projected onto their LR images with the
-    dataset's own LR instrument and noise model (simulated datasets only)."""
-    from lensr.infer.degrade import instrument_for
-    from lensr.infer.projection import back_project
-
-    def project(sr, lr, start, stop):
-        D, variance = instrument_for(ds, np.arange(start, stop))
-        return back_project(sr, lr, D, variance=variance)[0]
-
-    return project
-
-
-def _upscale(lr: np.ndarray, model: nn.Module) -> np.ndarray:
-    from lensr.infer.upscale import upscale_array  # heavy (astropy, FITS): only when used
+def upscale_lr(lr: np.ndarray, model: nn.Module) -> np.ndarray:
+    """``model``'s upscaling of the LR images ``lr`` (16 at a time)."""
+    from lensr.infer.arrays import upscale_array
 
     return upscale_array(lr, model, batch_size=16)
-
-
-def _write_all(out: Path, writers: dict[str, Callable[[Path], None]]) -> None:
-    """Write every file under a temporary name, then rename all (JSON last): a failure
-    leaves no new file behind."""
-    out.mkdir(parents=True, exist_ok=True)
-    tmps: dict[str, Path] = {}
-    try:
-        for name, write in writers.items():
-            p = Path(name)
-            tmps[name] = out / f".{p.stem}.partial-{os.getpid()}{p.suffix}"
-            write(tmps[name])
-        for name in sorted(tmps, key=lambda k: k.endswith(".json")):
-            os.replace(tmps[name], out / name)
-    except BaseException:
-        for tmp in tmps.values():
-            tmp.unlink(missing_ok=True)
-        raise
-
-
-def _json_writer(result: dict) -> Callable[[Path], None]:
-    def write(path: Path) -> None:
-        path.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
-
-    return write
-
-
-def _open(data) -> tuple[LensDataset, bool]:
-    if isinstance(data, LensDataset):
-        return data, False
-    return open_dataset(data), True
 
 
 # evaluate_classifier -------------------------------------------------------------------------
@@ -459,26 +304,23 @@ def evaluate_classifier(
     if batch_size < 1:
         raise LensrError(f"batch size must be >= 1, got {batch_size}")
     out = check_out_dir(out_dir)
-    ds, owned = _open(data)
+    ds, owned = open_data(data)
     try:
-        n = _count(ds, max_images)
-        model, meta = load_classifier(classifier)
-        check_classifier(model, meta, ds, name=_spec_text(classifier))
+        n = count_images(ds, max_images)
+        model = classifier_for(classifier, ds)
         sources: dict[str, nn.Module | None] = {
             HR: None,
             LR: resolve_model("bicubic", scale=ds.scale),
         }
         for name, spec in sr_models.items():
             sources[f"SR: {name}"] = load_sr(spec, scale=ds.scale, name=name)
-        probs = _classify_variants(
-            ds, model, sources, n=n, batch_size=batch_size, progress=progress
-        )
+        probs = classify_variants(ds, model, sources, n=n, batch_size=batch_size, progress=progress)
         labels, names = ds.labels[:n], ds.class_names
         metrics = {v: classification_metrics(labels, p, names) for v, p in probs.items()}
         result = {
             "dataset": str(ds.path),
-            "classifier": _spec_text(classifier),
-            "sr_models": {name: _spec_text(spec) for name, spec in sr_models.items()},
+            "classifier": spec_text(classifier),
+            "sr_models": {name: spec_text(spec) for name, spec in sr_models.items()},
             "n": int(n),
             "class_names": names,
             "class_counts": {c: int((labels == k).sum()) for k, c in enumerate(names)},
@@ -488,7 +330,7 @@ def evaluate_classifier(
     finally:
         if owned:
             ds.close()
-    _write_all(out, _evaluation_writers(result, metrics, names))
+    write_all(out, _evaluation_writers(result, metrics, names))
     return result
 
 
@@ -498,188 +340,5 @@ def _evaluation_writers(result: dict, metrics: dict, names: list[str]) -> dict:
     return {
         FIGURES["roc"]: lambda path: roc_figure(metrics, names, path),
         FIGURES["confusion"]: lambda path: confusion_figure(metrics, names, path),
-        "classification.json": _json_writer(result),
-    }
-
-
-# hallucination_audit -------------------------------------------------------------------------
-
-
-def _trained_on(model: nn.Module) -> list[str] | None:
-    data = (getattr(model, "metadata", None) or {}).get("data") or {}
-    classes = data.get("classes")
-    return list(classes) if classes is not None else None
-
-
-def _pick_examples(probs: dict[str, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Images whose class under cdm-only SR differs from their class on HR; returns (all
-    of them, the ``k`` to show). Shown first are those the all-classes SR model classifies
-    as HR does (the change is then due to the cdm-only training, not to SR as such), each
-    group ordered by the total-variation distance between the HR and cdm-only SR class
-    probabilities, largest first, ties by position."""
-    hr, sr = probs[HR], probs[SR_CDM]
-    changed = np.flatnonzero(hr.argmax(1) != sr.argmax(1))
-    tv = 0.5 * np.abs(hr[changed] - sr[changed]).sum(1)
-    agrees = probs[SR_ALL][changed].argmax(1) == hr[changed].argmax(1)
-    order = changed[np.lexsort((-tv, ~agrees))]
-    return changed, order[: max(k, 0)]
-
-
-def hallucination_audit(
-    data: str | os.PathLike | LensDataset,
-    *,
-    sr_all: str | nn.Module,
-    sr_cdm_only: str | nn.Module,
-    classifier: str | os.PathLike | nn.Module,
-    out_dir: str | os.PathLike,
-    examples: int = 4,
-    max_images: int | None = None,
-    batch_size: int = 128,
-    progress: bool = True,
-    consistent: bool = False,
-) -> dict:
-    """Does an SR model invent substructure? Compare the classes predicted on HR, on SR
-    from a model trained on all classes (``sr_all``) and on SR from one trained only on
-    ``cdm`` lenses (``sr_cdm_only``); both are checkpoint paths (or modules).
-
-    Counts the images whose predicted class under cdm-only SR differs from that on HR, and
-    draws ``examples`` (default 4) of them: first those the all-classes SR model leaves in
-    their HR class, each group by the largest change in class probabilities.
-    ``max_images``, ``batch_size``, ``progress`` as in :func:`evaluate_classifier`.
-
-    ``consistent`` adds the variant "SR (cdm only) + projection": the cdm-only SR images
-    projected onto their LR data (:func:`lensr.infer.projection.back_project`, with the
-    simulated LR instrument), and ``projection: {changed, restored, new}`` in the result:
-    how many images still differ from their HR class after projection, how many of the
-    changed ones it brings back, and how many it changes that SR alone did not.
-
-    Writes ``hallucination.json`` (the returned dict: ``dataset``, ``classifier``, ``n``,
-    ``class_names``, ``models: {variant: {spec, trained_on}}``, ``variants: {variant:
-    {accuracy, prediction: {true: {predicted: fraction}}}}`` for "HR", "SR (all classes)"
-    and "SR (cdm only)", ``shift: {true: {predicted: cdm-only minus all-classes
-    fraction}}``, ``changed: {count, fraction, by_true_class, sr_all_agrees_with_hr}``
-    (images whose class under cdm-only SR differs from HR; the last counts those of them
-    the all-classes SR model classifies as HR does: the changes due to the training set),
-    ``examples: [{position, index, true, predicted: {variant: class}, probability:
-    {variant: [..]}, change}]``, ``figures``) and ``hallucination.png``.
-
-    Example::
-
-        r = hallucination_audit("test.h5", sr_all="runs/rcan/best.safetensors",
-                                sr_cdm_only="runs/rcan-cdm/best.safetensors",
-                                classifier="runs/clf/best.safetensors", out_dir="audit")
-        r["shift"]["none"]["cdm"]     # how many more "none" lenses look like CDM after SR
-    """
-    if examples < 0:
-        raise LensrError(f"examples must be >= 0, got {examples}")
-    if batch_size < 1:
-        raise LensrError(f"batch size must be >= 1, got {batch_size}")
-    out = check_out_dir(out_dir)
-    ds, owned = _open(data)
-    try:
-        if consistent and (ds.params is None or not ds.attrs.get("config")):
-            raise LensrError(
-                f"{ds.path}: --consistent needs a simulated dataset (its LR instrument)"
-            )
-        n = _count(ds, max_images)
-        model, meta = load_classifier(classifier)
-        check_classifier(model, meta, ds, name=_spec_text(classifier))
-        sources = {
-            HR: None,
-            SR_ALL: load_sr(sr_all, scale=ds.scale, name="sr_all"),
-            SR_CDM: load_sr(sr_cdm_only, scale=ds.scale, name="sr_cdm_only"),
-        }
-        derived = {SR_CDM_PROJ: (SR_CDM, _projector(ds))} if consistent else None
-        probs = _classify_variants(
-            ds, model, sources, n=n, batch_size=batch_size, progress=progress, derived=derived
-        )
-        labels, names = ds.labels[:n], ds.class_names
-        changed, picked = _pick_examples(probs, examples)
-        rows = _example_rows(ds, picked, probs, labels, names, sr=sources[SR_CDM])
-        result = _audit_result(ds, n, names, labels, probs, changed, rows)
-        result["classifier"] = _spec_text(classifier)
-        result["models"] = {
-            SR_ALL: {"spec": _spec_text(sr_all), "trained_on": _trained_on(sources[SR_ALL])},
-            SR_CDM: {"spec": _spec_text(sr_cdm_only), "trained_on": _trained_on(sources[SR_CDM])},
-        }
-    finally:
-        if owned:
-            ds.close()
-    _write_all(out, _audit_writers(result, rows, names))
-    return result
-
-
-def _example_rows(ds, picked, probs, labels, names, *, sr: nn.Module) -> list[dict]:
-    """Images, classes and probabilities of the chosen examples (the figure's rows)."""
-    rows = []
-    for pos in (int(p) for p in picked):
-        rows.append(
-            {
-                "position": pos,
-                "index": int(ds.index[pos]),
-                "true": names[int(labels[pos])],
-                "predicted": {v: names[int(p[pos].argmax())] for v, p in probs.items()},
-                "probability": {v: p[pos].tolist() for v, p in probs.items()},
-                "change": float(0.5 * np.abs(probs[HR][pos] - probs[SR_CDM][pos]).sum()),
-                "hr": ds.hr[pos],
-                "clean": ds.hr_clean[pos] if ds.hr_clean is not None else None,
-                "sr": _upscale(ds.lr[pos][None], sr)[0],
-            }
-        )
-    return rows
-
-
-def _audit_result(ds, n, names, labels, probs, changed, rows) -> dict:
-    shifts = {v: prediction_shift(labels, p, names) for v, p in probs.items()}
-    is_changed = np.zeros(n, dtype=bool)
-    is_changed[changed] = True
-    all_agrees = probs[SR_ALL].argmax(1) == probs[HR].argmax(1)
-    by_class = {
-        name: float(is_changed[labels == k].mean()) if (labels == k).any() else math.nan
-        for k, name in enumerate(names)
-    }
-    result = {
-        "dataset": str(ds.path),
-        "n": int(n),
-        "class_names": names,
-        "variants": {
-            v: {
-                "accuracy": float((p.argmax(1) == labels).mean()),
-                "prediction": shifts[v],
-            }
-            for v, p in probs.items()
-        },
-        "shift": {
-            t: {c: shifts[SR_CDM][t][c] - shifts[SR_ALL][t][c] for c in names} for t in names
-        },
-        "changed": {
-            "count": int(len(changed)),
-            "fraction": float(len(changed) / n),
-            "by_true_class": by_class,
-            "sr_all_agrees_with_hr": int((all_agrees & is_changed).sum()),
-        },
-        "examples": [
-            {k: r[k] for k in ("position", "index", "true", "predicted", "probability", "change")}
-            for r in rows
-        ],
-        "figures": {"hallucination": "hallucination.png"},
-    }
-    if SR_CDM_PROJ in probs:
-        moved = probs[SR_CDM_PROJ].argmax(1) != probs[HR].argmax(1)
-        result["projection"] = {
-            "changed": {"count": int(moved.sum()), "fraction": float(moved.mean())},
-            "restored": int((is_changed & ~moved).sum()),
-            "new": int((~is_changed & moved).sum()),
-        }
-    return _finite(result)
-
-
-def _audit_writers(result: dict, rows: list[dict], names: list[str]) -> dict:
-    from lensr.eval.classification_figures import hallucination_figure
-
-    return {
-        "hallucination.png": lambda path: hallucination_figure(
-            rows, path, variants=(HR, SR_CDM, SR_ALL)
-        ),
-        "hallucination.json": _json_writer(result),
+        "classification.json": json_writer(result),
     }

@@ -13,11 +13,12 @@ Example::
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from lensr.eval.figures import save_figure
 
 DPI = 120
 PANEL_IN = 3.2
@@ -28,20 +29,6 @@ IMAGE_CMAP = "magma"
 DIFF_CMAP = "RdBu_r"
 CONFUSION_CMAP = "Blues"
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
-
-
-def _save(fig, path: str | os.PathLike) -> Path:
-    """Write ``fig`` to ``path`` through a temporary file in the same folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.fig-{os.getpid()}{path.suffix}")
-    try:
-        fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or "png", dpi=DPI)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _figure(width: float, height: float):
@@ -92,7 +79,7 @@ def roc_figure(metrics: Mapping[str, dict], class_names: Sequence[str], path) ->
         ax.tick_params(labelsize=7)
         ax.legend(loc="lower right", fontsize=7, frameon=True)
     axes[0].set_ylabel("true positive rate", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=DPI)
 
 
 # Confusion ------------------------------------------------------------------------------------
@@ -127,7 +114,7 @@ def confusion_figure(metrics: Mapping[str, dict], class_names: Sequence[str], pa
         ax.set_ylabel("true", fontsize=8)
         ax.set_title(f"{variant}\naccuracy {_fmt(m['accuracy'])}", fontsize=9)
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="fraction of true class")
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=DPI)
 
 
 # Hallucination --------------------------------------------------------------------------------
@@ -149,7 +136,7 @@ def _empty_figure(path, message: str) -> Path:
     ax = fig.add_subplot()
     ax.axis("off")
     ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=10, wrap=True)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=DPI)
 
 
 def _columns(row: dict) -> list[tuple[str, np.ndarray, str]]:
@@ -229,4 +216,4 @@ def hallucination_figure(
         "Where the SR model trained only on cdm lenses changed the predicted class",
         fontsize=10,
     )
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=DPI)

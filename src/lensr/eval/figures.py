@@ -1,8 +1,9 @@
 """Evaluation figures: side-by-side comparisons with a zoom, and residual maps.
 
-Both functions take a few fixed example images (the rows) and write one PNG
-atomically (a temporary file renamed into place), with matplotlib's object API
-on the Agg canvas: no pyplot state, no window.
+Both take a few fixed example images (the rows) and write one PNG atomically (a
+temporary file renamed into place), with matplotlib's object API on the Agg canvas: no
+pyplot state, no window. The helpers the other evaluation figures share live here too:
+:func:`new_figure`, :func:`blank_axis`, :func:`robust_limits`, :func:`save_figure`.
 
 Example::
 
@@ -102,7 +103,7 @@ def _check_preds(preds: dict, hr: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def _limits(image: np.ndarray) -> tuple[float, float]:
+def robust_limits(image: np.ndarray) -> tuple[float, float]:
     """A robust linear stretch: 0.5th to 99.8th percentile (never an empty range)."""
     lo, hi = np.percentile(image, [0.5, 99.8])
     if not hi > lo:
@@ -110,20 +111,22 @@ def _limits(image: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _blank(ax) -> None:
+def blank_axis(ax) -> None:
+    """No ticks on ``ax`` (an image panel)."""
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def _save(fig, path: str | os.PathLike) -> Path:
-    """Write ``fig`` to ``path`` through a temporary file in the same folder."""
+def save_figure(fig, path: str | os.PathLike, *, dpi: int = DPI) -> Path:
+    """Write ``fig`` to ``path`` (format from the suffix, default PNG) at ``dpi`` (default
+    110) through a temporary file in the same folder; returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix.lstrip(".").lower() or "png"
     # Not mkstemp: its 0600 mode would survive the rename.
     tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
     try:
-        fig.savefig(tmp, format=fmt, dpi=DPI)
+        fig.savefig(tmp, format=fmt, dpi=dpi)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -131,7 +134,9 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
-def _new_figure(rows: int, cols: int, *, height: float, extra_width: float = 0.0):
+def new_figure(rows: int, cols: int, *, height: float, extra_width: float = 0.0):
+    """A constrained-layout Figure of ``rows`` x ``cols`` axes (always a 2-D array),
+    :data:`PANEL_IN` wide per column plus ``extra_width``, ``height`` inches high."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(PANEL_IN * cols + extra_width, height), layout="constrained")
@@ -182,12 +187,12 @@ def comparison_figure(
     n, h, w = hr.shape
     labels = list(row_labels) if row_labels is not None else [f"image {i}" for i in range(n)]
     cols = len(panels)
-    fig, axes = _new_figure(2 * n, cols, height=PANEL_IN * 2 * n + 0.3)
+    fig, axes = new_figure(2 * n, cols, height=PANEL_IN * 2 * n + 0.3)
     extent = (-0.5, w - 0.5, h - 0.5, -0.5)  # HR pixel coordinates for every panel
     for i in range(n):
         y, x, size = _check_zoom(zoom, (h, w)) if zoom else auto_zoom(hr[i])
-        full_lim = _limits(hr[i])
-        zoom_lim = _limits(hr[i, y : y + size, x : x + size])
+        full_lim = robust_limits(hr[i])
+        zoom_lim = robust_limits(hr[i, y : y + size, x : x + size])
         for j, (title, images) in enumerate(panels):
             top, bottom = axes[2 * i, j], axes[2 * i + 1, j]
             for ax, (vmin, vmax) in ((top, full_lim), (bottom, zoom_lim)):
@@ -199,7 +204,7 @@ def comparison_figure(
                     extent=extent,
                     interpolation="nearest",
                 )
-                _blank(ax)
+                blank_axis(ax)
             _mark_zoom(top, y, x, size)
             bottom.set_xlim(x - 0.5, x + size - 0.5)
             bottom.set_ylim(y + size - 0.5, y - 0.5)
@@ -210,7 +215,7 @@ def comparison_figure(
                 top.set_title(title, fontsize=10)
         axes[2 * i, 0].set_ylabel(labels[i], fontsize=9)
         axes[2 * i + 1, 0].set_ylabel(f"zoom x{w // size}", fontsize=8, color=ZOOM_COLOR)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _mark_zoom(ax, y: int, x: int, size: int) -> None:
@@ -251,7 +256,7 @@ def residual_figure(
     labels = list(row_labels) if row_labels is not None else [f"image {i}" for i in range(n)]
     span = hr.max(axis=(1, 2)) - hr.min(axis=(1, 2))
     span[span == 0] = 1.0
-    fig, axes = _new_figure(n, len(names), height=PANEL_IN * n + 0.5, extra_width=0.9)
+    fig, axes = new_figure(n, len(names), height=PANEL_IN * n + 0.5, extra_width=0.9)
     for i in range(n):
         res = {name: (preds[name][i] - hr[i]) / span[i] for name in names}
         vmax = float(np.percentile(np.abs(np.stack(list(res.values()))), 99.5)) or 1e-12
@@ -260,7 +265,7 @@ def residual_figure(
             im = ax.imshow(
                 res[name], cmap=RESIDUAL_CMAP, vmin=-vmax, vmax=vmax, interpolation="nearest"
             )
-            _blank(ax)
+            blank_axis(ax)
             rms = float(np.sqrt(np.mean(res[name] ** 2)))
             ax.text(
                 0.03,
@@ -278,4 +283,4 @@ def residual_figure(
         bar.ax.tick_params(labelsize=7)
         if i == n // 2:
             bar.set_label(f"residual / {target_label} range", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.ndimage import correlate1d
 
 from lensr.errors import LensrError
-from lensr.eval.stats import summarize
+from lensr.eval.stats import bootstrap_summary
 
 if TYPE_CHECKING:
     import torch
@@ -275,9 +275,9 @@ def score_images(pred: Any, target: Any, *, normalize: bool = True) -> dict[str,
 
 
 def summarize_scores(scores: dict[str, np.ndarray], **kwargs: Any) -> dict[str, dict]:
-    """``stats.summarize`` for each metric; +inf PSNR is capped at ``PSNR_CAP_DB`` first.
+    """``stats.bootstrap_summary`` for each metric; +inf PSNR is capped at ``PSNR_CAP_DB`` first.
 
-    Keyword arguments (``n_boot``, ``seed``, ``ci``) go to ``summarize``.
+    Keyword arguments (``n_boot``, ``seed``, ``ci``) go to ``bootstrap_summary``.
 
     Example::
 
@@ -288,5 +288,5 @@ def summarize_scores(scores: dict[str, np.ndarray], **kwargs: Any) -> dict[str, 
         v = np.asarray(values, dtype=np.float64)
         if name == "psnr":
             v = np.minimum(v, PSNR_CAP_DB)
-        out[name] = summarize(v, **kwargs)
+        out[name] = bootstrap_summary(v, **kwargs)
     return out

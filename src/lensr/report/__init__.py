@@ -3,7 +3,7 @@
 >>> from lensr.report import build_report
 >>> build_report("runs/demo")          # -> runs/demo/report.html
 
-Sections are builder functions in :data:`lensr.report.html.SECTIONS`; see that module to
+Sections are builder functions in :data:`lensr.report.sections.SECTIONS`; see that module to
 add one.
 """
 

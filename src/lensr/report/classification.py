@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lensr.report.components import (
-    _finite,
+    as_finite,
     esc,
     explain,
     figure,
@@ -24,7 +24,7 @@ HR/LR/SR comparison to mean much (0.7: the usual floor of "acceptable" discrimin
 
 def _weak_classifier_note(result: dict) -> str:
     hr = result["variants"].get("HR") or {}
-    auc, acc = _finite(hr.get("macro_auc")), _finite(hr.get("accuracy"))
+    auc, acc = as_finite(hr.get("macro_auc")), as_finite(hr.get("accuracy"))
     if auc is None or auc >= WEAK_AUC:
         return ""
     chance = 1 / max(len(result["class_names"]), 1)

@@ -29,7 +29,7 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _finite(value: object) -> float | None:
+def as_finite(value: object) -> float | None:
     """``value`` as a finite float, or None when it is missing, NaN or not a number."""
     if value is None or isinstance(value, bool):
         return None
@@ -45,7 +45,7 @@ def fmt(value: object, *, kind: str = "auto", sign: bool = False) -> str:
     3 significant digits in scientific notation, ``chi2`` 2 decimals, ``int`` with thousands
     separators, ``auto`` 4 significant digits. Missing or non-numeric values give an en
     dash."""
-    number = _finite(value)
+    number = as_finite(value)
     if number is None:
         return "–" if value is None or isinstance(value, int | float) else esc(value)
     plus = "+" if sign else ""
@@ -68,7 +68,7 @@ def fmt_stat(summary: object, *, kind: str, sign: bool = False, ci: bool = True)
         return "–"
     text = fmt(summary.get("mean"), kind=kind, sign=sign)
     low, high = summary.get("ci_low"), summary.get("ci_high")
-    if ci and _finite(low) is not None and _finite(high) is not None:
+    if ci and as_finite(low) is not None and as_finite(high) is not None:
         low_text, high_text = fmt(low, kind=kind, sign=sign), fmt(high, kind=kind, sign=sign)
         text += f' <span class="ci">[{low_text}, {high_text}]</span>'
     return text
@@ -76,7 +76,7 @@ def fmt_stat(summary: object, *, kind: str, sign: bool = False, ci: bool = True)
 
 def fmt_params(value: object) -> str:
     """A parameter count as 0, 12.3 k or 1.23 M."""
-    number = _finite(value)
+    number = as_finite(value)
     if number is None:
         return "–"
     if number >= 1e6:
@@ -88,7 +88,7 @@ def fmt_params(value: object) -> str:
 
 def fmt_seconds(value: object) -> str:
     """A duration as 0.42 s, 12.3 s, 4 min 05 s or 2 h 03 min."""
-    seconds = _finite(value)
+    seconds = as_finite(value)
     if seconds is None:
         return "–"
     if seconds < 60:
@@ -190,7 +190,9 @@ def _rel(path: Path, run_dir: Path | None) -> str:
     return str(path)
 
 
-def _describe(err: BaseException) -> str:
+def describe_error(err: BaseException) -> str:
+    """A one-line reason for a failed read: missing key, bad JSON, file not found, else the
+    exception's type and message."""
     if isinstance(err, KeyError):
         return f"missing key {err}"
     if isinstance(err, json.JSONDecodeError):
@@ -209,7 +211,7 @@ def guarded(label: str, render: Callable[[], str]) -> str:
     try:
         return render()
     except Exception as err:  # noqa: BLE001 - any bad input becomes a visible note
-        return note(f"{label} could not be read: {_describe(err)}")
+        return note(f"{label} could not be read: {describe_error(err)}")
 
 
 def read_json(path: Path) -> dict:
@@ -220,7 +222,8 @@ def read_json(path: Path) -> dict:
     return data
 
 
-def _subdirs(path: Path) -> list[Path]:
+def subdirs(path: Path) -> list[Path]:
+    """The folders directly inside ``path``, sorted by name ([] when it is not a folder)."""
     return sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
 
 

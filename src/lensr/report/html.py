@@ -35,8 +35,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from lensr.errors import LensrError
-from lensr.report.components import SectionBuilder, _describe, esc, note
-from lensr.report.sections import SECTIONS, _study_name, header
+from lensr.report.components import SectionBuilder, describe_error, esc, note
+from lensr.report.results import header
+from lensr.report.run_info import study_name
+from lensr.report.sections import SECTIONS
 
 # --------------------------------------------------------------------------- page
 
@@ -101,7 +103,7 @@ def render_sections(run_dir: Path, sections: Iterable[SectionBuilder]) -> list[s
             fragment = builder(run_dir)
         except Exception as err:  # noqa: BLE001 - one broken section must not hide the rest
             name = getattr(builder, "__name__", repr(builder))
-            fragment = note(f"section {name} failed: {_describe(err)}")
+            fragment = note(f"section {name} failed: {describe_error(err)}")
         if fragment:
             fragments.append(fragment)
     return fragments
@@ -109,7 +111,7 @@ def render_sections(run_dir: Path, sections: Iterable[SectionBuilder]) -> list[s
 
 def render_page(title: str, body: str) -> str:
     """A complete, self-contained HTML document."""
-    from lensr import __version__
+    from lensr._version import __version__
 
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -157,5 +159,5 @@ def build_report(
         )
     body = "\n".join([header(run_dir), _toc(fragments), *fragments])
     path = Path(out) if out is not None else run_dir / "report.html"
-    _atomic_write_text(path, render_page(f"lensr report: {_study_name(run_dir)}", body))
+    _atomic_write_text(path, render_page(f"lensr report: {study_name(run_dir)}", body))
     return path

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lensr.report.components import _subdirs, explain, guarded, section
+from lensr.report.components import explain, guarded, section, subdirs
+from lensr.report.eval_tables import eval_html
 
 
 def transfer_section(run_dir: Path) -> str | None:
-    from lensr.report.sections import _eval_html
-
-    domains = [d for d in _subdirs(run_dir / "transfer") if (d / "eval").is_dir()]
+    """Transfer learning: per domain, the metric tables of its evaluation."""
+    domains = [d for d in subdirs(run_dir / "transfer") if (d / "eval").is_dir()]
     if not domains:
         return None
     parts = [
@@ -28,7 +28,7 @@ def transfer_section(run_dir: Path) -> str | None:
         parts.append(
             guarded(
                 f"transfer/{domain.name}/eval/metrics.json",
-                lambda domain=domain: _eval_html(run_dir, domain / "eval"),
+                lambda domain=domain: eval_html(run_dir, domain / "eval"),
             )
         )
     return section("Transfer learning", "\n".join(parts))

@@ -16,8 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lensr.report.components import (
-    _finite,
-    _subdirs,
+    as_finite,
     esc,
     explain,
     figure,
@@ -27,6 +26,7 @@ from lensr.report.components import (
     note,
     read_json,
     section,
+    subdirs,
     table,
 )
 
@@ -48,7 +48,7 @@ def _has_trust(metrics: dict) -> bool:
 
 
 def _chi2_reading(summary: dict | None) -> str:
-    mean = _finite((summary or {}).get("mean"))
+    mean = as_finite((summary or {}).get("mean"))
     if mean is None:
         return ""
     for bound, text in CHI2_BANDS:
@@ -58,7 +58,7 @@ def _chi2_reading(summary: dict | None) -> str:
 
 
 def _sigma_reading(calibration: dict | None) -> str:
-    within = _finite(((calibration or {}).get("within_1sigma") or {}).get("mean"))
+    within = as_finite(((calibration or {}).get("within_1sigma") or {}).get("mean"))
     if within is None:
         return ""
     if within < UNINFORMATIVE:
@@ -71,7 +71,7 @@ def _sigma_reading(calibration: dict | None) -> str:
 
 
 def _fraction(value: object) -> str:
-    number = _finite(value)
+    number = as_finite(value)
     return "–" if number is None else f"{number:.3f}"
 
 
@@ -108,11 +108,11 @@ def _projection_table(metrics: dict) -> str | None:
     for before, after in pairs:
         cells = [esc(before["name"])]
         for metric in ("psnr", "ssim"):
-            a = _finite(((before["scores"][target]["overall"]).get(metric) or {}).get("mean"))
-            b = _finite(((after["scores"][target]["overall"]).get(metric) or {}).get("mean"))
+            a = as_finite(((before["scores"][target]["overall"]).get(metric) or {}).get("mean"))
+            b = as_finite(((after["scores"][target]["overall"]).get(metric) or {}).get("mean"))
             cells.append(fmt(None if a is None or b is None else b - a, kind=metric, sign=True))
         chi2 = [
-            _finite(((m.get("chi2_lr") or {}).get("overall") or {}).get("mean"))
+            as_finite(((m.get("chi2_lr") or {}).get("overall") or {}).get("mean"))
             for m in (before, after)
         ]
         cells.append(f"{fmt(chi2[0])} → {fmt(chi2[1])}")
@@ -169,8 +169,8 @@ def _eval_trust_html(run_dir: Path, eval_dir: Path) -> str:
 def trust_section(run_dir: Path) -> str | None:
     """Can we trust it?: per evaluation (``eval/*`` and ``transfer/*/eval``), LR chi2, sigma
     calibration, projection and the figure of the images the measures flag."""
-    dirs = {d.name: d for d in _subdirs(run_dir / "eval")}
-    dirs |= {f"transfer: {d.name}": d / "eval" for d in _subdirs(run_dir / "transfer")}
+    dirs = {d.name: d for d in subdirs(run_dir / "eval")}
+    dirs |= {f"transfer: {d.name}": d / "eval" for d in subdirs(run_dir / "transfer")}
     wanted = {}
     for title, d in dirs.items():
         try:
