@@ -2,12 +2,14 @@
 
 Each stage declares its config as a pydantic model (``extra="forbid"``); this module
 loads YAML into such a model and turns pydantic's multi-line report into one line that
-names the file, the field and the problem.
+names the file, the field and the problem. :func:`load` is the one "YAML file, then
+command-line overrides" merge that every command and the study engine use.
 """
 
 from __future__ import annotations
 
 import difflib
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -102,9 +104,51 @@ def read_yaml(path: str | Path) -> Any:
         raise LensrError(f"{path}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
 
 
-def load(model: type[M], path: str | Path) -> M:
-    """Load and validate a YAML file into ``model``."""
-    return validate(model, read_yaml(path), source=str(path))
+def read_mapping(path: str | Path) -> dict:
+    """Read a YAML file that holds a mapping (an empty file is an empty one); anything else
+    is a one-line :class:`LensrError` naming the file."""
+    data = read_yaml(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise LensrError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def shipped_yaml(name_or_path: str | Path, folder: str) -> Path | None:
+    """``name_or_path`` itself if it is a YAML path or an existing file, else the YAML of
+    that name shipped in lensr's ``folder`` (``presets``, ``studies``); None if there is none.
+
+    Example::
+
+        shipped_yaml("demo", "studies")   # .../lensr/studies/demo.yaml
+    """
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    shipped = Path(str(resources.files("lensr") / folder / f"{name_or_path}.yaml"))
+    return shipped if shipped.is_file() else None
+
+
+def load(
+    model: type[M],
+    path: str | Path | None,
+    overrides: dict | None = None,
+    *,
+    source: str | None = None,
+) -> M:
+    """Validate ``model`` from the YAML file ``path``, then ``overrides`` merged in
+    recursively: the one "YAML file, then command-line overrides" merge of lensr.
+
+    ``path`` None means no file (the overrides alone); ``source`` names the values in error
+    messages (default: the path, or "command line" without one). Example::
+
+        load(TrainConfig, "train.yaml", {"lr": 1e-3})   # the file's keys, lr overridden
+    """
+    base = {} if path is None else read_mapping(path)
+    if source is None:
+        source = "command line" if path is None else str(path)
+    return validate(model, deep_update(base, overrides or {}), source=source)
 
 
 def deep_update(base: dict, overrides: dict) -> dict:

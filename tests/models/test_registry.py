@@ -16,7 +16,8 @@ from lensr.models.registry import _MODELS
 EXPECTED = {
     "bilinear", "bicubic", "fsrcnn", "fsrcnn-tiny", "srresnet", "srresnet-tiny", "edsr",
     "edsr-full", "edsr-tiny", "rdn", "rdn-tiny", "rcan", "rcan-tiny", "srgan", "srgan-tiny",
-    "physics", "physics-tiny", "resnet18",
+    "physics", "physics-tiny", "resnet18", "equivariant-cnn", "fsrcnn-equivariant",
+    "fsrcnn-hybrid",
 }  # fmt: skip
 
 
@@ -33,7 +34,7 @@ def test_all_names_registered_with_families():
     infos = {i.name: i for i in list_models()}
     assert set(infos) == EXPECTED
     assert {i.name for i in list_models("baseline")} == {"bilinear", "bicubic"}
-    assert [i.name for i in list_models("classifier")] == ["resnet18"]
+    assert sorted(i.name for i in list_models("classifier")) == ["equivariant-cnn", "resnet18"]
     for info in infos.values():
         assert info.family in ("sr", "baseline", "classifier")
         assert info.description

@@ -7,6 +7,7 @@
 
 # Importing the architecture modules registers their factories, in this order.
 from lensr.models import interpolation, fsrcnn, srresnet, edsr, rdn, rcan, srgan, resnet, physics  # noqa: F401, I001
+from lensr.models import equivariant_fsrcnn, equivariant_cnn  # noqa: F401, I001
 from lensr.models.common import SRNet, count_parameters, split_parameters
 from lensr.models.registry import (
     ModelInfo,

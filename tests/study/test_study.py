@@ -1,4 +1,5 @@
-"""The study pipeline: a tiny end-to-end run, caching, forced and changed stages."""
+"""The study engine: a tiny end-to-end run, caching, forced and changed stages, bad configs,
+the transfer, classification and physics stages, and the shipped studies."""
 
 import json
 from html.parser import HTMLParser
@@ -9,7 +10,7 @@ import yaml
 
 from lensr.config import load
 from lensr.errors import LensrError
-from lensr.pipeline import PLANNERS, StudyConfig, run_study, study_path
+from lensr.study import PLANNERS, StudyConfig, run_study, study_path
 
 STUDY = {
     "name": "tiny",
@@ -246,3 +247,12 @@ def test_shipped_studies_validate_and_plan_every_stage(tmp_path, name):
     assert {f"train:{m}" for m in study.models} <= set(stages)
     assert "classify:audit" in stages and any(s.startswith("transfer:ground") for s in stages)
     assert not any(tmp_path.iterdir())  # planning does no work
+
+
+@pytest.mark.parametrize("text", ["- 1\n- 2\n", "words\n"])
+def test_a_study_that_is_not_a_mapping_is_one_line_naming_the_file(tmp_path, text):
+    config = tmp_path / "s.yaml"
+    config.write_text(text)
+    with pytest.raises(LensrError, match="expected a mapping") as info:
+        run_study(config, out=tmp_path / "run")
+    assert str(config) in str(info.value) and "\n" not in str(info.value)

@@ -1,0 +1,5 @@
+"""``python -m lensr.cli``: the same as the ``lensr`` command."""
+
+from lensr.cli import main
+
+main()
