@@ -76,6 +76,7 @@ def instrument_for(ds, positions, *, source: str = "hr") -> tuple[Degradation, V
         area = (hr_pixel * scale) ** 2
         sky = sky_rate(lr["sky_brightness"], lr["zero_point"], area)
         read_var = read_variance(lr["read_noise"], lr["num_exposures"])
+        background_rms = lr.get("background_rms", 0.0)  # e-/s per pixel (deeplense-1)
     except (KeyError, TypeError) as err:
         raise LensrError(f"{ds.path}: its stored simulation config lacks {err}") from err
     kernels = []
@@ -88,7 +89,8 @@ def instrument_for(ds, positions, *, source: str = "hr") -> tuple[Degradation, V
     t = params["lr_exposure"][:, None, None]
 
     def variance(lr_model: np.ndarray) -> np.ndarray:
-        electrons = noise_variance(lr_model * rate * t, sky=sky * t, read_var=read_var)
+        background = (background_rms * t) ** 2  # the simulator adds it to the read noise
+        electrons = noise_variance(lr_model * rate * t, sky=sky * t, read_var=read_var + background)
         return electrons / (rate * t) ** 2
 
     return Degradation(kernels=pad_kernels(kernels), scale=scale), variance
