@@ -138,7 +138,8 @@ def test_table_refuses_the_simulated_noise_without_parameters(classify_h5, tmp_p
 def test_lr_noise_model_includes_the_background_term(tmp_path):
     """deeplense-1 has no sky or read noise, only a Gaussian background: the stored LR noise
     model must predict the noise measured in the dark corners of the simulated LR images."""
-    cfg = load_sim_config("deeplense-1").model_copy(update={"hr_size": 64, "hr_pixel_scale": 0.1171875})
+    cfg = load_sim_config("deeplense-1")
+    cfg = cfg.model_copy(update={"hr_size": 64, "hr_pixel_scale": 0.1171875})  # 7.5" field
     path = simulate(cfg, n=6, seed=3, out=tmp_path / "dl1.h5", progress=False)
     ds = open_dataset(path)
     _, variance = instrument_for(ds, list(range(6)), source="sky")
