@@ -145,7 +145,7 @@ def test_second_locker_is_refused_with_one_line(tmp_path):
         with pytest.raises(LensrError, match="data.h5 is being written by another") as err:
             file_lock(path).acquire()
         assert "\n" not in str(err.value)
-        with pytest.raises(LensrError, match="another process"), atomic_open(path, lock=True):
+        with pytest.raises(LensrError, match="another run"), atomic_open(path, lock=True):
             pass
     assert not lock_path(path).exists() and not path.exists()
     with file_lock(path):  # free again
@@ -168,9 +168,11 @@ def test_lock_held_by_another_process(tmp_path):
     )
     try:
         assert proc.stdout.readline().strip() == "locked"
-        with pytest.raises(LensrError, match="another process"):
+        with pytest.raises(LensrError, match="another run") as err:
             write_text(path, "x", lock=True)
-        assert not path.exists()
+        assert f"pid {proc.pid}: " in str(err.value)  # names the other run
+        assert "\n" not in str(err.value)
+        assert not path.exists() and not list(tmp_path.glob(".data.partial*"))
     finally:
         proc.stdin.write("\n")
         proc.stdin.close()
@@ -197,3 +199,40 @@ def test_lock_error_on_unwritable_folder(tmp_path):
             file_lock(folder / "x").acquire()
     finally:
         folder.chmod(0o700)
+
+
+def test_a_lock_removes_the_empty_folders_it_created(tmp_path):
+    path = tmp_path / "a" / "b" / "out.npy"
+    with file_lock(path):
+        assert lock_path(path).exists()
+    assert list(tmp_path.iterdir()) == []  # a refused or failed run leaves no folders
+    with file_lock(path):
+        write_bytes(path, b"x")
+    assert path.read_bytes() == b"x" and not lock_path(path).exists()  # kept: not empty
+
+
+def test_stale_temporaries_of_dead_processes_only_are_removed(tmp_path):
+    from lensr.io import remove_stale_temps
+
+    path = tmp_path / "my-data.h5"
+    dead = tmp_path / ".my-data.partial-999999999-abcd.h5"
+    dead.write_bytes(b"x")
+    live = temp_path(path)
+    live.write_bytes(b"y")
+    other = tmp_path / ".other.partial-999999999-abcd.h5"
+    other.write_bytes(b"z")
+    assert remove_stale_temps(path) == [dead]
+    assert live.exists() and other.exists() and not dead.exists()
+
+
+def test_journal_keeps_whole_records_only(tmp_path):
+    from lensr.io import Journal
+
+    j = Journal(tmp_path / "p.progress")
+    j.append({"done": [1]})
+    with open(j.path, "ab") as f:  # a writer killed mid-append
+        f.write(b"12345678 {\"done\": [2")
+    assert Journal(j.path).read() == [{"done": [1]}]
+    j2 = Journal(j.path)
+    j2.append({"done": [3]})  # the torn tail is cut off first
+    assert Journal(j.path).read() == [{"done": [1]}, {"done": [3]}]

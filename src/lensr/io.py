@@ -17,8 +17,9 @@ Files get ordinary modes (``0o666 & ~umask``, 0o644 under the usual umask 022), 
 
 An output may also be locked (``lock=True`` or :func:`file_lock`): an exclusive,
 non-blocking ``flock`` on ``<target>.lock``, so a second process writing the same target
-gets a one-line :class:`~lensr.errors.LensrError` instead of a silently mixed result. The
-lock file is removed on release; the operating system drops the lock of a process that dies.
+gets a one-line :class:`~lensr.errors.LensrError` naming the other run (the holder writes
+its pid and command line into the lock file) instead of a silently mixed result. The lock
+file is removed on release; the operating system drops the lock of a process that dies.
 
 Example::
 
@@ -36,8 +37,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import sys
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -65,6 +70,55 @@ def temp_path(path: str | Path) -> Path:
     stem = path.name[: len(path.name) - len(suffixes)] if suffixes else path.name
     token = f"{os.getpid()}-{secrets.token_hex(4)}"
     return path.with_name(f".{stem}.partial-{token}{suffixes}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Delete the temporary files of ``path`` (:func:`temp_path` names) whose writing
+    process no longer runs (a killed writer's leftovers); returns what was deleted. Files
+    of live processes are never touched."""
+    path = Path(path)
+    suffixes = "".join(path.suffixes)
+    stem = path.name[: len(path.name) - len(suffixes)] if suffixes else path.name
+    prefix = f".{stem}.partial-"
+    removed = []
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        candidates = [p for p in folder.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for p in candidates:
+        pid = p.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and p.name.endswith(suffixes) and not _alive(int(pid)):
+            if p.is_dir() and not p.is_symlink():  # a folder output's temporary folder
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def created_attr() -> dict:
+    """``{"created": ...}`` only when ``SOURCE_DATE_EPOCH`` is set (then that instant, so
+    reruns stay byte-identical); otherwise nothing: files of the same config and seed are
+    byte-identical, and a file's creation time is its modification time."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not epoch:
+        return {}
+    try:
+        when = datetime.fromtimestamp(int(epoch), UTC)
+    except (ValueError, OverflowError, OSError):
+        raise LensrError(f"SOURCE_DATE_EPOCH={epoch!r} is not a Unix time in seconds") from None
+    return {"created": when.isoformat(timespec="seconds")}
 
 
 def fsync_dir(folder: str | Path) -> None:
@@ -103,6 +157,25 @@ def commit(tmp: str | Path, path: str | Path) -> Path:
     return path
 
 
+def _stamp(fd: int) -> None:
+    """Record who holds the lock: ``pid <pid>: <command line>`` (best effort)."""
+    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "python"
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}: {command}"[:300].encode(errors="replace"), 0)
+    except OSError:
+        pass
+
+
+def _holder(fd: int) -> str:
+    """Who holds a lock, as its holder stamped it (a holder may not have stamped it yet)."""
+    try:
+        text = os.pread(fd, 300, 0).decode(errors="replace").strip()
+    except OSError:
+        text = ""
+    return " ".join(text.split()) or "pid unknown"
+
+
 class FileLock:
     """An exclusive, non-blocking lock on ``<path>.lock`` (see :func:`file_lock`)."""
 
@@ -110,6 +183,7 @@ class FileLock:
         self.path = Path(path)
         self.lock_file = lock_path(self.path)
         self._fd: int | None = None
+        self._made: list[Path] = []  # folders acquire created, removed on release if empty
 
     @property
     def held(self) -> bool:
@@ -122,19 +196,22 @@ class FileLock:
         if fcntl is None:  # pragma: no cover - Windows
             self._fd = -1
             return self
-        self.lock_file.parent.mkdir(parents=True, exist_ok=True)
+        parent = self.lock_file.parent
+        self._made = [p for p in (parent, *parent.parents) if not p.exists()]
         while True:
             try:
+                parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o666)
             except OSError as exc:
                 raise LensrError(f"cannot lock {self.path}: {exc.strerror or exc}") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                holder = _holder(fd)
                 os.close(fd)
                 raise LensrError(
-                    f"{self.path} is being written by another process "
-                    f"(it holds {self.lock_file}); wait for it or write elsewhere"
+                    f"{self.path} is being written by another run ({holder}; it holds "
+                    f"{self.lock_file}): wait for it or write elsewhere"
                 ) from None
             except BaseException:
                 os.close(fd)
@@ -147,6 +224,7 @@ class FileLock:
                 same = False
             if same:
                 self._fd = fd
+                _stamp(fd)
                 return self
             os.close(fd)
 
@@ -159,6 +237,12 @@ class FileLock:
             self.lock_file.unlink(missing_ok=True)  # while still holding the lock
         finally:
             os.close(fd)
+        for folder in self._made:  # deepest first: a refused run leaves no empty folders
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (the output is there) or already gone
+                break
+        self._made = []
 
     def __enter__(self) -> FileLock:
         return self.acquire()
@@ -195,6 +279,8 @@ def atomic_path(path: str | Path, *, lock: bool = False) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     with file_lock(path) if lock else nullcontext():
+        if lock:
+            remove_stale_temps(path)
         try:
             yield tmp
             if not tmp.is_file():
@@ -247,3 +333,64 @@ def write_json(path: str | Path, obj: Any, *, indent: int | None = 2, lock: bool
     no trailing newline added); returns ``path``. Serialisation happens before any file is
     touched, so an object that is not JSON leaves nothing behind."""
     return write_text(path, json.dumps(obj, indent=indent), lock=lock)
+
+
+class Journal:
+    """An append-only file of checksummed JSON records, each durable once :meth:`append`
+    returns: the progress file of a resumable writer.
+
+    A record is one line ``<crc32 hex> <json>``; a process killed mid-append leaves a torn
+    last line, which :meth:`read` ignores and :meth:`append` first cuts off, so the file
+    always reads as exactly the records whose ``append`` returned.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._end: int | None = None  # where the next record goes, once known
+
+    def _scan(self) -> tuple[list, int]:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return [], 0
+        records, good = [], 0
+        while True:
+            end = data.find(b"\n", good)
+            if end < 0:
+                break
+            crc, _, body = data[good:end].partition(b" ")
+            try:
+                if int(crc, 16) != zlib.crc32(body):
+                    break
+                records.append(json.loads(body))
+            except ValueError:
+                break
+            good = end + 1
+        return records, good
+
+    def read(self) -> list:
+        """The records appended so far, oldest first."""
+        return self._scan()[0]
+
+    def append(self, record: Any) -> None:
+        """Add ``record`` (JSON-serialisable) durably: written, fsynced, and for a new file
+        the folder fsynced."""
+        body = json.dumps(record, separators=(",", ":")).encode()
+        line = f"{zlib.crc32(body):08x} ".encode() + body + b"\n"
+        new = not self.path.exists()
+        if self._end is None or new:
+            self._end = self._scan()[1]
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o666)
+        try:
+            os.ftruncate(fd, self._end)  # drop a torn record of a killed writer
+            os.pwrite(fd, line, self._end)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._end += len(line)
+        if new:
+            fsync_dir(self.path.parent if str(self.path.parent) else ".")
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self._end = None

@@ -10,11 +10,12 @@ Layout (``kind = "lensr-dataset/1"``)::
     params    (N,)       compound one row of drawn scalars per image (simulations only)
     subhalos  (M,)       compound rows (image, x, y, mass) sorted by image
     attrs: kind, lensr_version, scale, hr_pixel_scale, lr_pixel_scale, units, config,
-           seed, created, and producer-specific provenance.
+           seed, producer-specific provenance, and ``created`` only when SOURCE_DATE_EPOCH
+           is set (so the same config and seed give byte-identical files).
 
-Writing goes through ``<path>.partial`` (resumable) under the output's lock
-(:mod:`lensr.io`); reading never loads the whole file: :class:`LensDataset` hands out h5py
-datasets that slice into numpy arrays.
+Writing goes through ``<path>.partial`` (resumable after a kill) under the output's lock:
+:class:`lensr.data.writer.DatasetWriter`. Reading never loads the whole file:
+:class:`LensDataset` hands out h5py datasets that slice into numpy arrays.
 """
 
 from __future__ import annotations
@@ -22,15 +23,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from lensr._version import __version__
 from lensr.errors import LensrError
-from lensr.io import FileLock, commit
 
 KIND = "lensr-dataset/1"
 SUBHALO_DTYPE = np.dtype([("image", "<i8"), ("x", "<f8"), ("y", "<f8"), ("mass", "<f8")])
@@ -75,151 +73,6 @@ def check_output_path(path: str | Path, *, overwrite: bool = False) -> Path:
     if path.exists() and not overwrite:
         raise LensrError(f"{path} already exists (pass --overwrite to replace it)")
     return path
-
-
-class DatasetWriter:
-    """Writes a dataset into ``<path>.partial`` and renames it to ``path`` on :meth:`finish`.
-
-    An interrupted write therefore never leaves a file under the final name. Use as a
-    context manager: on an exception the partial file is removed unless ``keep_partial``.
-    While it writes, the writer holds the lock of ``path`` (:func:`lensr.io.file_lock`): a
-    second writer of the same file, in any process, gets a one-line ``LensrError``.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        n: int,
-        hr_shape: tuple[int, int],
-        lr_shape: tuple[int, int],
-        class_names: Sequence[str],
-        attrs: dict,
-        param_fields: Sequence[str] | None = None,
-        with_clean: bool = False,
-        indices: np.ndarray | None = None,
-        keep_partial: bool = False,
-    ):
-        self.path = Path(path)
-        self.tmp = partial_path(self.path)
-        self.keep_partial = keep_partial
-        self.lock = FileLock(self.path).acquire()
-        try:
-            self.tmp.unlink(missing_ok=True)  # a stale one: a fresh file, not a truncated one
-            self.file = h5py.File(self.tmp, "w")
-        except BaseException:
-            self.lock.release()
-            raise
-        f = self.file
-        for name, shape in (("hr", hr_shape), ("lr", lr_shape)) + (
-            (("hr_clean", hr_shape),) if with_clean else ()
-        ):
-            f.create_dataset(name, (n, *shape), dtype="<f4", chunks=(1, *shape))
-        f.create_dataset("label", (n,), dtype="i1")
-        f.create_dataset("index", data=np.arange(n) if indices is None else np.asarray(indices))
-        f.create_dataset("done", (n,), dtype=bool)
-        if param_fields is not None:
-            f.create_dataset("params", (n,), dtype=params_dtype(param_fields))
-            f.create_dataset(
-                "subhalos", (0,), maxshape=(None,), dtype=SUBHALO_DTYPE, chunks=(4096,)
-            )
-        f.attrs.update(
-            {
-                "kind": KIND,
-                "lensr_version": __version__,
-                "class_names": list(class_names),
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                **attrs,
-            }
-        )
-
-    @classmethod
-    def reopen(cls, path: str | Path) -> DatasetWriter:
-        """Continue a partial file (``--resume``); rows of unfinished images are dropped."""
-        self = cls.__new__(cls)
-        self.path = Path(path)
-        self.tmp = partial_path(self.path)
-        self.keep_partial = True
-        self.lock = FileLock(self.path).acquire()
-        try:
-            self.file = h5py.File(self.tmp, "r+")
-        except OSError as exc:
-            self.lock.release()
-            raise LensrError(f"cannot resume: {self.tmp} is unreadable ({exc})") from None
-        except BaseException:
-            self.lock.release()
-            raise
-        try:
-            if "subhalos" in self.file:
-                rows = self.file["subhalos"][:]
-                pos = np.searchsorted(self.file["index"][:], rows["image"])
-                keep = rows[self.file["done"][:][pos]]
-                self.file["subhalos"].resize((len(keep),))
-                self.file["subhalos"][:] = keep
-        except BaseException:
-            self.abort()
-            raise
-        return self
-
-    @property
-    def done(self) -> np.ndarray:
-        return self.file["done"][:]
-
-    def write(self, pos: int, *, hr, lr, label: int, hr_clean=None, params=None, subhalos=None):
-        """Store image ``pos`` of this file (not the global index)."""
-        f = self.file
-        f["hr"][pos], f["lr"][pos], f["label"][pos] = hr, lr, label
-        if hr_clean is not None:
-            f["hr_clean"][pos] = hr_clean
-        if params is not None:
-            row = np.zeros((), dtype=f["params"].dtype)
-            for name in row.dtype.names:
-                row[name] = params[name]
-            f["params"][pos] = row
-        if subhalos is not None and len(subhalos):
-            rows = np.zeros(len(subhalos), dtype=SUBHALO_DTYPE)
-            rows["image"] = f["index"][pos]
-            rows["x"], rows["y"], rows["mass"] = subhalos[:, 0], subhalos[:, 1], subhalos[:, 2]
-            ds = f["subhalos"]
-            ds.resize((len(ds) + len(rows),))
-            ds[-len(rows) :] = rows
-        f["done"][pos] = True
-
-    def flush(self):
-        self.file.flush()
-
-    def finish(self) -> Path:
-        """Check completeness, sort the subhalo table, close and rename to the final path."""
-        f = self.file
-        missing = int((~f["done"][:]).sum())
-        if missing:
-            raise LensrError(f"{self.tmp}: {missing} images were never written")
-        if "subhalos" in f and len(f["subhalos"]):
-            rows = f["subhalos"][:]
-            f["subhalos"][:] = rows[np.argsort(rows["image"], kind="stable")]
-        del f["done"]
-        f.close()
-        commit(self.tmp, self.path)
-        self.lock.release()
-        return self.path
-
-    def abort(self):
-        """Close the file, delete it unless ``keep_partial``, release the lock."""
-        try:
-            if self.file.id.valid:
-                self.file.close()
-            if not self.keep_partial:
-                self.tmp.unlink(missing_ok=True)
-        finally:
-            self.lock.release()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            self.abort()
-        return False
 
 
 class LensDataset:
@@ -344,6 +197,24 @@ class LensDataset:
         )
 
 
+def check_finite_dataset(ds: LensDataset, names=("hr", "lr"), *, chunk: int = 256) -> None:
+    """Refuse a dataset whose arrays ``names`` hold NaN or inf (read ``chunk`` images at a
+    time): a one-line LensrError naming the array and the first bad image."""
+    for name in names:
+        if name not in ds.file:
+            continue
+        array = ds.file[name]
+        for start in range(0, len(array), chunk):
+            block = array[start : start + chunk]
+            finite = np.isfinite(block).reshape(len(block), -1).all(axis=1)
+            if not finite.all():
+                first = start + int(np.argmin(finite))
+                raise LensrError(
+                    f"{ds.path}: {name}[{first}] holds NaN or inf values "
+                    f"({int((~finite).sum())} such images in this block); fix the data first"
+                )
+
+
 def open_dataset(path: str | Path) -> LensDataset:
     """Open a lensr HDF5 dataset for reading.
 
@@ -351,3 +222,4 @@ def open_dataset(path: str | Path) -> LensDataset:
     >>> hr, lr = ds.hr[0], ds.lr[0]      # numpy arrays, only these images are read
     """
     return LensDataset(path)
+

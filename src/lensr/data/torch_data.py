@@ -82,19 +82,28 @@ class PairPatches(Dataset):
         rng = np.random.default_rng([self.seed, epoch, pos])
         f = self.images.file
         lr = f["lr"][pos]
-        norm = lr_scale_np(lr)
-        p, s = self.patch, self.scale
-        y = int(rng.integers(0, lr.shape[0] - p + 1))
-        x = int(rng.integers(0, lr.shape[1] - p + 1))
-        lr_patch = lr[y : y + p, x : x + p]
-        hr_patch = f["hr"][pos, s * y : s * (y + p), s * x : s * (x + p)]
-        if self.augment:
-            k = int(rng.integers(0, 8))
-            lr_patch, hr_patch = dihedral(lr_patch, k), dihedral(hr_patch, k)
-        return (
-            torch.from_numpy(np.ascontiguousarray(lr_patch / norm, dtype=np.float32))[None],
-            torch.from_numpy(np.ascontiguousarray(hr_patch / norm, dtype=np.float32))[None],
+        return random_patch(
+            rng, lr, lambda sl: f["hr"][(pos, *sl)], self.patch, self.scale, self.augment
         )
+
+
+def random_patch(rng, lr: np.ndarray, hr_crop, patch: int, scale: int, augment: bool):
+    """One training item from a whole LR image: a random ``patch`` crop, the HR crop of the
+    same sky (``hr_crop((rows, cols))`` returns it: an HDF5 read or an array slice), an
+    optional random dihedral transform, both divided by the whole LR image's scale."""
+    norm = lr_scale_np(lr)
+    p, s = patch, scale
+    y = int(rng.integers(0, lr.shape[0] - p + 1))
+    x = int(rng.integers(0, lr.shape[1] - p + 1))
+    lr_patch = lr[y : y + p, x : x + p]
+    hr_patch = hr_crop((slice(s * y, s * (y + p)), slice(s * x, s * (x + p))))
+    if augment:
+        k = int(rng.integers(0, 8))
+        lr_patch, hr_patch = dihedral(lr_patch, k), dihedral(hr_patch, k)
+    return (
+        torch.from_numpy(np.ascontiguousarray(lr_patch / norm, dtype=np.float32))[None],
+        torch.from_numpy(np.ascontiguousarray(hr_patch / norm, dtype=np.float32))[None],
+    )
 
 
 class FullImages(Dataset):
@@ -126,11 +135,18 @@ class EpochSampler(Sampler[int]):
     """A seeded shuffle per epoch, yielding ``epoch * n + i`` so items know their epoch.
 
     Lightning calls :meth:`set_epoch` before every epoch (also when resuming), and wraps
-    this sampler for distributed training, giving each rank a disjoint part.
+    this sampler for distributed training, giving each rank a disjoint part. A run resumed
+    mid-epoch calls :meth:`skip_next` so that the epoch goes on where it stopped (see
+    :class:`lensr.train.fit.ResumeMidEpoch`).
     """
 
     def __init__(self, n: int, *, seed: int = 0, shuffle: bool = True):
         self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+        self._skip = 0
+
+    def skip_next(self, count: int) -> None:
+        """Leave out the first ``count`` items of the next iteration only."""
+        self._skip = int(count)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -144,4 +160,5 @@ class EpochSampler(Sampler[int]):
             if self.shuffle
             else np.arange(self.n)
         )
-        return iter((self.epoch * self.n + order).tolist())
+        skip, self._skip = self._skip, 0
+        return iter((self.epoch * self.n + order[skip:]).tolist())

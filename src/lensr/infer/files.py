@@ -16,7 +16,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from lensr.data.fits_io import read_fits_image, scale_wcs_header, write_fits_ima
 from lensr.data.image_files import FITS_SUFFIXES, image_files, load_npy, suffix_of
 from lensr.errors import LensrError
 from lensr.infer.arrays import check_finite
+from lensr.io import atomic_open, atomic_path
 
 H5_SUFFIXES = (".h5", ".hdf5")
 SIGMA_SUFFIX = "_sigma"
@@ -188,7 +188,8 @@ def write_image_file(
         header = scale_wcs_header(item.header, scale)
         header.add_history(note)
         extra = {SIGMA_EXTNAME: sigma[0]} if sigma is not None else None
-        write_fits_image(path, sr[0], header=header, extra_hdus=extra, overwrite=True)
+        with atomic_path(path) as tmp:  # a name unique to this run: never another's file
+            write_fits_image(tmp, sr[0], header=header, extra_hdus=extra, overwrite=True)
         return
     layout = (*item.shape[:-2], *sr.shape[-2:])
     if sigma is not None:  # first, so that the image's presence means both are there
@@ -197,11 +198,5 @@ def write_image_file(
 
 
 def _atomic_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)

@@ -26,8 +26,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
@@ -47,6 +47,7 @@ from lensr.infer.arrays import (
     model_scale,
     torch_device,
 )
+from lensr.infer.compiled import compile_plan
 from lensr.infer.files import (
     check_output,
     check_sigma_outputs,
@@ -55,6 +56,8 @@ from lensr.infer.files import (
     write_image_file,
 )
 from lensr.infer.runner import Runner, instrument_source, load_models, uncertainty_note
+from lensr.infer.sky import SKY_MODES, header_cards
+from lensr.io import atomic_path, created_attr, file_lock, remove_stale_temps, temp_path
 
 UNITS = ("surface-brightness", "flux-per-pixel")
 SR_KIND = "lensr-sr/1"
@@ -80,6 +83,8 @@ def upscale_path(
     lr_psf_fwhm: float | None = None,
     hr_psf_fwhm: float = 0.0,
     pixel_scale: float | None = None,
+    sky: str = "auto",
+    compile: bool | None = None,
 ) -> Path:
     """Super-resolve a file or folder of LR images into OUT of the same kind; returns OUT.
 
@@ -109,6 +114,17 @@ def upscale_path(
     :func:`lensr.infer.projection.gaussian_degradation`; the noise variance is then
     estimated from each LR image.
 
+    ``sky`` (default "auto"; see :mod:`lensr.infer.sky`) estimates each input's background
+    level and noise (sigma-clipped border statistics) and removes a real pedestal before
+    the model ("subtract": always, "keep": remove, then add back to the output, "none":
+    never); what was assumed goes into the output header (FITS keywords LSKY*, HDF5 attr
+    ``sky``), and an input whose noise is outside the model's training prior gets a
+    one-line warning on stderr and ``LPRIOR = 'out'``.
+
+    ``compile`` (default None: the ``LENSR_COMPILE`` environment variable, off when unset)
+    runs networks through ``torch.compile`` (:mod:`lensr.infer.compiled`; same outputs
+    within 1e-5); whether it did is recorded (HDF5 attr ``compiled``, FITS HISTORY).
+
     Example::
 
         upscale_path("lenses/", model="bicubic", out="lenses_x2/")
@@ -120,6 +136,8 @@ def upscale_path(
     if units not in UNITS:
         raise LensrError(f"unknown units {units!r}; use {' or '.join(UNITS)}")
     check_options(batch_size=batch_size, tile=tile, overlap=overlap)
+    if sky not in SKY_MODES:
+        raise LensrError(f"unknown sky mode {sky!r}; use one of {', '.join(SKY_MODES)}")
     torch_device(device)
     kind = input_kind(src)
     check_output(src, dst, kind, overwrite=overwrite)
@@ -147,23 +165,40 @@ def upscale_path(
         )
     factor = 1.0 / s**2 if units == "flux-per-pixel" else 1.0
     options = dict(batch_size=batch_size, tile=tile, overlap=overlap, device=device)
+    options["compile"] = compile_plan(nets, compile, torch_device(device))
     prov = _provenance(src, ", ".join(specs), nets[0], units=units, scale=s)
     prov["uncertainty"] = uncertainty_note(len(specs)) if uncertainty else "none"
     prov["consistency_projection"] = int(consistent)
-    with tqdm(unit="img", disable=not progress, desc="upscale", delay=1) as bar:
+    prov["compiled"] = int(options["compile"])
+    # One writer per OUT: a second run is refused, and the checks are repeated under the lock
+    # (another run may have finished OUT since), so only our own bytes are reported.
+    with file_lock(dst), tqdm(unit="img", disable=not progress, desc="upscale", delay=1) as bar:
+        check_output(src, dst, kind, overwrite=overwrite)
+        if uncertainty:
+            check_sigma_outputs(src, dst, kind, overwrite=overwrite)
         run = Runner(
             nets,
             factor=factor,
             bar=bar,
             uncertainty=uncertainty,
             instrument=instrument,
+            sky=sky,
             **options,
         )
+        prov["sky"] = sky
         if kind == "h5":
-            return _upscale_h5(src, dst, run=run, prov=prov, overwrite=overwrite)
-        if kind == "folder":
-            return _upscale_folder(src, dst, run=run, prov=prov)
-        return _upscale_file(src, dst, run=run, prov=prov)
+            path = _upscale_h5(src, dst, run=run, prov=prov, overwrite=overwrite)
+        elif kind == "folder":
+            path = _upscale_folder(src, dst, run=run, prov=prov)
+        else:
+            path = _upscale_file(src, dst, run=run, prov=prov)
+    out_of_prior = [w for w in run.warnings if w]
+    if out_of_prior:
+        print(
+            f"lensr upscale: {len(out_of_prior)} of {len(run.warnings)} input(s) {out_of_prior[0]}",
+            file=sys.stderr,
+        )
+    return path
 
 
 def _provenance(src: Path, spec: str, net: nn.Module, *, units: str, scale: int) -> dict:
@@ -175,7 +210,7 @@ def _provenance(src: Path, spec: str, net: nn.Module, *, units: str, scale: int)
     return {
         "kind": SR_KIND,
         "lensr_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **created_attr(),
         "source": str(src.resolve()),
         "model": spec,
         "model_metadata": json.dumps(getattr(net, "metadata", {}) or {}),
@@ -187,7 +222,11 @@ def _provenance(src: Path, spec: str, net: nn.Module, *, units: str, scale: int)
 
 
 def _note(prov: dict) -> str:
-    return f"lensr upscale x{prov['scale']} model={prov['model']} units={prov['input_units']}"
+    compiled = "yes" if prov.get("compiled") else "no"
+    return (
+        f"lensr upscale x{prov['scale']} model={prov['model']} units={prov['input_units']} "
+        f"compiled={compiled}"
+    )
 
 
 def _upscale_file(src: Path, dst: Path, *, run: Runner, prov: dict) -> Path:
@@ -195,6 +234,7 @@ def _upscale_file(src: Path, dst: Path, *, run: Runner, prov: dict) -> Path:
     item = read_image_file(src)
     run.bar.reset(total=len(item.images))
     sr, sigma = run(item.images)
+    _record_sky(item, run, len(run.sky_records) - len(item.images))
     dst.parent.mkdir(parents=True, exist_ok=True)
     write_image_file(dst, item, sr, scale=prov["scale"], note=_note(prov), sigma=sigma)
     return dst
@@ -205,9 +245,8 @@ def _upscale_folder(src: Path, dst: Path, *, run: Runner, prov: dict) -> Path:
     files = image_files(src)
     total = sum(len(read_image_file(f).images) for f in files)  # fail before any work
     run.bar.reset(total=total)
-    partial = dst.with_name(dst.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)  # left by a killed run: it is ours
+    remove_stale_temps(dst)  # folders of killed runs; never those of live ones
+    partial = temp_path(dst)  # unique to this run: never another's folder
     partial.mkdir(parents=True)
     try:
         step = run.options["batch_size"]
@@ -230,6 +269,7 @@ def _upscale_group(files: list[Path], folder: Path, *, run: Runner, prov: dict) 
         sr, sigma = run(np.concatenate([items[i].images for i in members]))
         bounds = np.cumsum([0] + [len(items[i].images) for i in members])
         for i, lo, hi in zip(members, bounds[:-1], bounds[1:], strict=True):
+            _record_sky(items[i], run, len(run.sky_records) - int(bounds[-1]) + int(lo))
             target = folder / files[i].name
             part = None if sigma is None else sigma[lo:hi]
             write_image_file(
@@ -237,12 +277,23 @@ def _upscale_group(files: list[Path], folder: Path, *, run: Runner, prov: dict) 
             )
 
 
+def _record_sky(item, run: Runner, index: int) -> None:
+    """Write what was assumed about the sky of a FITS item's image (record ``index`` of
+    ``run``) into its header."""
+    if item.header is None or not run.sky_records:
+        return
+    record, warning = run.sky_records[index], run.warnings[index]
+    for key, card in header_cards(run.sky, record, warning).items():
+        item.header[key] = card
+    if warning:
+        item.header.add_history(f"lensr: {warning}"[:70])
+
+
 def _replace_folder(partial: Path, dst: Path) -> None:
     if not dst.exists():
         os.replace(partial, dst)
         return
-    trash = dst.with_name(dst.name + ".old")
-    shutil.rmtree(trash, ignore_errors=True)
+    trash = temp_path(dst)
     os.replace(dst, trash)
     os.replace(partial, dst)
     shutil.rmtree(trash, ignore_errors=True)
@@ -258,28 +309,23 @@ def _upscale_h5(src: Path, dst: Path, *, run: Runner, prov: dict, overwrite: boo
             check_finite(ds.lr[start : start + READ_CHUNK], f"{src}: lr")
         run.bar.reset(total=n)
         check_output_path(dst, overwrite=overwrite)
-        tmp = dst.with_name(dst.name + ".partial")
         s = prov["scale"]
-        try:
-            with h5py.File(tmp, "w") as f:
-                size = (s * h, s * w)
-                sr = f.create_dataset("sr", (n, *size), dtype="<f4", chunks=(1, *size))
-                sigma = None
-                if run.uncertainty:
-                    sigma = f.create_dataset("sigma", (n, *size), dtype="<f4", chunks=(1, *size))
-                f.create_dataset("label", data=ds.file["label"][:])
-                f.create_dataset("index", data=ds.index)
-                f.attrs.update(prov)
-                f.attrs["class_names"] = ds.class_names
-                f.attrs["source_units"] = str(ds.attrs.get("units", "unknown"))
-                for start in range(0, n, READ_CHUNK):
-                    stop = min(start + READ_CHUNK, n)
-                    out, spread = run(ds.lr[start:stop], positions=np.arange(start, stop))
-                    sr[start:stop] = out
-                    if sigma is not None:
-                        sigma[start:stop] = spread
-            os.replace(tmp, dst)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_path(dst) as tmp, h5py.File(tmp, "w") as f:
+            size = (s * h, s * w)
+            sr = f.create_dataset("sr", (n, *size), dtype="<f4", chunks=(1, *size))
+            sigma = None
+            if run.uncertainty:
+                sigma = f.create_dataset("sigma", (n, *size), dtype="<f4", chunks=(1, *size))
+            f.create_dataset("label", data=ds.file["label"][:])
+            f.create_dataset("index", data=ds.index)
+            f.attrs.update(prov)
+            f.attrs["class_names"] = ds.class_names
+            f.attrs["source_units"] = str(ds.attrs.get("units", "unknown"))
+            for start in range(0, n, READ_CHUNK):
+                stop = min(start + READ_CHUNK, n)
+                out, spread = run(ds.lr[start:stop], positions=np.arange(start, stop))
+                sr[start:stop] = out
+                if sigma is not None:
+                    sigma[start:stop] = spread
+            f.attrs["sky"] = json.dumps([r.as_dict() for r in run.sky_records])
     return dst

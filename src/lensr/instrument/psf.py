@@ -12,7 +12,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from lensr.errors import LensrError
+
 _OVERSAMPLE = 5
+MAX_KERNEL_SIZE = 1025
+"""Largest kernel side (pixels) :func:`psf_kernel` builds: its oversampled grid then takes
+~0.4 GB; a larger one means a FWHM far beyond any cutout (e.g. arcsec given as pixels)."""
 
 
 def gaussian_profile(r2: np.ndarray, fwhm: float) -> np.ndarray:
@@ -44,8 +49,15 @@ def psf_kernel(
         k = psf_kernel(kind="moffat", fwhm=0.18, beta=3.0, pixel_scale=0.05)
     """
     reach = truncation * fwhm * (2.0 if kind == "moffat" else 1.0) / pixel_scale
+    if not (np.isfinite(reach) and fwhm > 0 and pixel_scale > 0):
+        raise LensrError(f"PSF FWHM {fwhm} and pixel scale {pixel_scale} must be positive")
     half = int(np.ceil(reach + max(abs(offset[0]), abs(offset[1]))))
     size = 2 * half + 1
+    if size > MAX_KERNEL_SIZE:
+        raise LensrError(
+            f"a {kind} PSF of FWHM {fwhm:g} arcsec on {pixel_scale:g} arcsec pixels needs a "
+            f"{size} x {size} px kernel (at most {MAX_KERNEL_SIZE}): is the FWHM in arcsec?"
+        )
     # Sub-pixel sample positions, in pixels, relative to the kernel centre.
     sub = (np.arange(size * _OVERSAMPLE) + 0.5) / _OVERSAMPLE - size / 2.0
     xx, yy = np.meshgrid(sub - offset[0], sub - offset[1])

@@ -12,6 +12,8 @@ cannot run code.
 import json
 from pathlib import Path
 
+import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
@@ -19,6 +21,7 @@ from torch import nn
 from lensr._version import __version__
 from lensr.errors import LensrError
 from lensr.io import write_bytes, write_text
+from lensr.models.pretrained import pretrained_path
 from lensr.models.registry import build_from_spec, create_model, list_models
 
 FORMAT = "lensr-checkpoint/1"
@@ -64,9 +67,21 @@ def save_checkpoint(model: nn.Module, path, *, metadata: dict | None = None) -> 
     # clone: safetensors refuses tensors that share storage.
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     weights.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(weights, safetensors_bytes(tensors, metadata={"format": FORMAT, "arch": arch}))
+    # The scale goes into the weights' own header too: for some architectures (FSRCNN) the
+    # tensor shapes do not depend on it, so an edited sidecar could not be caught otherwise.
+    header = {"format": FORMAT, "arch": arch, "scale": str(info["scale"])}
+    write_bytes(weights, _sorted_header(safetensors_bytes(tensors, metadata=header)))
     write_text(sidecar, text)
     return weights
+
+
+def _sorted_header(blob: bytes) -> bytes:
+    """The same safetensors file with its JSON header's keys sorted (safetensors writes its
+    metadata map in a random order per process), so equal weights give equal bytes."""
+    n = int.from_bytes(blob[:8], "little")
+    header = json.dumps(json.loads(blob[8 : 8 + n]), sort_keys=True, separators=(",", ":"))
+    header = header.encode() + b" " * (-len(header) % 8)  # data stays 8-byte aligned
+    return len(header).to_bytes(8, "little") + header + blob[8 + n :]
 
 
 def _read_sidecar(sidecar: Path) -> dict:
@@ -124,7 +139,38 @@ def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
     if problem:
         raise LensrError(f"weights {weights} do not match architecture {info['arch']!r}: {problem}")
     model.load_state_dict(state, strict=True)
-    return model.to(map_location).eval(), info
+    _check_scale(model.eval(), info, weights, sidecar)
+    return model.to(map_location), info
+
+
+def _check_scale(model: nn.Module, info: dict, weights: Path, sidecar: Path) -> None:
+    """The sidecar's scale must be the one the weights were saved with (their header) and
+    the one the rebuilt model actually upsamples by (a tiny forward pass)."""
+    try:
+        with safe_open(str(weights), "pt") as f:
+            saved = (f.metadata() or {}).get("scale")
+    except Exception:  # noqa: BLE001 - the weights were just read; a header is optional
+        saved = None
+    if saved is not None and saved != str(info["scale"]):
+        raise LensrError(
+            f"checkpoint {sidecar} says scale {info['scale']}, but its weights {weights.name} "
+            f"were saved for scale {saved}: the sidecar was edited or belongs to other weights"
+        )
+    probe = torch.zeros(1, getattr(model, "in_channels", 1), 12, 12)
+    try:
+        with torch.no_grad():
+            out = model(probe)
+    except Exception:  # noqa: BLE001 - models that need other inputs are checked elsewhere
+        return
+    out = out[0] if isinstance(out, tuple | list) else out
+    if not isinstance(out, torch.Tensor) or out.ndim != 4:
+        return
+    actual = out.shape[-1] / probe.shape[-1]
+    if actual != info["scale"]:
+        raise LensrError(
+            f"checkpoint {sidecar} says scale {info['scale']}, but the model it describes "
+            f"upsamples by {actual:g}"
+        )
 
 
 def resolve_model(spec: str, *, scale: int | None = None) -> nn.Module:
@@ -140,7 +186,8 @@ def resolve_model(spec: str, *, scale: int | None = None) -> nn.Module:
         model = create_model(spec, scale=2 if scale is None else scale)
         model.metadata = {}
         return model
-    weights, _ = _paths(spec)
+    shipped = pretrained_path(spec)  # a pretrained model shipped by name (lensr/weights/)
+    weights, _ = _paths(shipped or spec)
     if not weights.is_file():
         if spec in [i.name for i in list_models()]:
             raise LensrError(

@@ -10,18 +10,24 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from lensr.data.store import DatasetWriter, check_output_path, partial_path
+from lensr.data.store import check_output_path, partial_path
+from lensr.data.writer import DatasetWriter, UnusablePartial
 from lensr.errors import LensrError
+from lensr.io import FileLock
 from lensr.sim.config import SimConfig, load_sim_config
 from lensr.sim.render import PARAM_FIELDS, Renderer
 
 _CHUNK = 8
-_worker_renderer: Renderer | None = None
+_worker_renderer = None  # a Renderer, or a CausticsRenderer (config engine: caustics)
+REFERENCE_POINT_MASSES = False
+"""True: render with lenstronomy's one POINT_MASS profile per subhalo (the old path; same
+images within round-off, ~3x slower): benchmarks/simulate.py --reference sets it."""
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -45,14 +51,25 @@ def shard_indices(n: int, shard: tuple[int, int] | None) -> np.ndarray:
     return np.arange(k * n // parts, (k + 1) * n // parts)
 
 
-def _init_worker(config_json: str):
+def _init_worker(config_json: str, reference: bool = False):
     global _worker_renderer
-    _worker_renderer = Renderer(SimConfig.model_validate_json(config_json))
+    cfg = SimConfig.model_validate_json(config_json)
+    if cfg.engine == "caustics":
+        import torch
+
+        from lensr.sim.caustics_render import CausticsRenderer
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        _worker_renderer = CausticsRenderer(cfg, device)
+    else:
+        _worker_renderer = Renderer(cfg, reference=reference)
 
 
 def _render_chunk(args):
     seed, indices = args
-    return [(i, _worker_renderer.render(seed, int(i))) for i in indices]
+    if isinstance(_worker_renderer, Renderer):
+        return [(i, _worker_renderer.render(seed, int(i))) for i in indices]
+    return list(zip(indices, _worker_renderer.samples(seed, indices), strict=True))
 
 
 def _provenance(cfg: SimConfig, seed: int, n: int, shard) -> dict:
@@ -102,36 +119,20 @@ def simulate(
         raise LensrError(f"--n must be at least 1, got {n}")
     if workers < 1:
         raise LensrError(f"--workers must be at least 1, got {workers}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise LensrError(f"--seed must be a non-negative integer, got {seed}")
     shard = parse_shard(shard) if isinstance(shard, str) or shard is None else shard
     out = check_output_path(out, overwrite=overwrite)
     indices = shard_indices(n, shard)
     if len(indices) == 0:
         raise LensrError(f"shard {shard[0]}/{shard[1]} of {n} images is empty")
     tmp = partial_path(out)
-
-    if resume and tmp.exists():
-        writer = DatasetWriter.reopen(out)
-        bad = _same_run(writer.file.attrs, cfg, seed, n, shard)
-        if bad:
-            writer.abort()  # closes and unlocks; the partial file stays (keep_partial)
-            raise LensrError(f"cannot resume {tmp}: it was made with a different {bad}")
-    elif tmp.exists() and not overwrite:
-        raise LensrError(
-            f"{tmp} exists from an interrupted run: pass --resume to continue it or delete it"
-        )
-    else:  # DatasetWriter replaces a stale partial file once it holds the output's lock
-        writer = DatasetWriter(
-            out,
-            n=len(indices),
-            hr_shape=(cfg.hr_size,) * 2,
-            lr_shape=(cfg.lr_size,) * 2,
-            class_names=cfg.classes,
-            attrs=_provenance(cfg, seed, n, shard),
-            param_fields=PARAM_FIELDS,
-            with_clean=True,
-            indices=indices,
-            keep_partial=True,
-        )
+    lock = FileLock(out).acquire()  # before looking at the partial file: it may be live
+    try:
+        writer = _open_writer(cfg, out, tmp, seed, n, shard, indices, lock, resume, overwrite)
+    except BaseException:
+        lock.release()
+        raise
 
     with writer:
         todo = indices[~writer.done]
@@ -161,17 +162,55 @@ def simulate(
         return writer.finish()
 
 
+def _open_writer(cfg, out, tmp, seed, n, shard, indices, lock, resume, overwrite):
+    """Continue the partial file (``resume``) or start a fresh one, under ``lock``."""
+    if resume and tmp.exists():
+        try:
+            writer = DatasetWriter.reopen(out, lock=lock)
+        except UnusablePartial as exc:  # e.g. killed before it was complete: nothing to keep
+            print(f"lensr: {exc}; starting over", file=sys.stderr)
+        else:
+            bad = _same_run(writer.file.attrs, cfg, seed, n, shard)
+            if not bad:
+                return writer
+            writer.file.close()
+            raise LensrError(
+                f"cannot resume {tmp}: it was made with a different {bad} "
+                "(pass --overwrite to start over)"
+            )
+    elif tmp.exists() and not overwrite:
+        raise LensrError(
+            f"{tmp} exists from an interrupted run: pass --resume to continue it or "
+            "--overwrite to start over"
+        )
+    # A fresh partial file; DatasetWriter replaces a stale one (it holds the lock).
+    return DatasetWriter(
+        out,
+        n=len(indices),
+        hr_shape=(cfg.hr_size,) * 2,
+        lr_shape=(cfg.lr_size,) * 2,
+        class_names=cfg.classes,
+        attrs=_provenance(cfg, seed, n, shard),
+        param_fields=PARAM_FIELDS,
+        with_clean=True,
+        indices=indices,
+        keep_partial=True,
+        lock=lock,
+    )
+
+
 def _map(chunks, cfg: SimConfig, workers: int):
     config_json = cfg.model_dump_json()
     if workers == 1 or len(chunks) <= 1:
-        _init_worker(config_json)
+        _init_worker(config_json, REFERENCE_POINT_MASSES)
         yield from map(_render_chunk, chunks)
         return
     # Spawn, not fork: the parent may hold torch or HDF5 state that must not be duplicated.
     # One BLAS thread per worker: the workers already use every core.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(config_json,)) as pool:
+    initargs = (config_json, REFERENCE_POINT_MASSES)
+    with ctx.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
         yield from pool.imap(_render_chunk, chunks)
 
 

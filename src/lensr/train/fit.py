@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
 from lensr.data.normalize import SPEC as NORMALIZATION
-from lensr.data.store import dataset_provenance, open_dataset
+from lensr.data.store import check_finite_dataset, dataset_provenance, open_dataset
 from lensr.data.torch_data import EpochSampler, FullImages, PairPatches, split_indices
 from lensr.errors import LensrError
 from lensr.models import create_discriminator, create_model, get_model_info
@@ -30,7 +31,13 @@ from lensr.models.checkpoint import save_checkpoint
 from lensr.train.config import GANConfig, TrainConfig
 from lensr.train.gan_module import GANModule
 from lensr.train.sr_module import SRModule
-from lensr.train.trainer import make_trainer, seed_run, start_run, total_steps
+from lensr.train.trainer import (
+    claim_run_folder,
+    make_trainer,
+    seed_run,
+    start_run,
+    total_steps,
+)
 
 
 @dataclass
@@ -106,6 +113,33 @@ class ExportCheckpoints(Callback):
         save_checkpoint(pl_module.eval_model, self.out_dir / f"{name}.safetensors", metadata=info)
 
 
+# ResumeMidEpoch makes the plain DataLoader resume exactly; Lightning cannot know that.
+warnings.filterwarnings("ignore", message=".*checkpoint that ended before the epoch ended")
+
+
+class ResumeMidEpoch(Callback):
+    """A run resumed from a mid-epoch checkpoint continues the epoch at the next unseen
+    batch, so it ends with the weights of an uninterrupted run (tested bit for bit on one
+    CPU device). Lightning itself would restart the epoch's batches from the first."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def on_train_start(self, trainer, pl_module):
+        sampler = getattr(self.loader, "sampler", None)
+        batches = trainer.num_training_batches
+        if trainer.ckpt_path is None or not isinstance(sampler, EpochSampler):
+            return
+        if batches in (0, float("inf")) or trainer.accumulate_grad_batches != 1:
+            return
+        done = trainer.global_step - trainer.current_epoch * int(batches)
+        if 0 < done < batches:
+            sampler.set_epoch(trainer.current_epoch)
+            sampler.skip_next(done * self.loader.batch_size * trainer.world_size)
+            # The iterator was made before this hook; with workers it already holds indices.
+            iter(trainer.fit_loop._data_fetcher)
+
+
 def read_history(out_dir: str | Path) -> list[dict]:
     """The CSV training log of a run, all attempts (resumes) joined in step order; where a
     resumed attempt repeats steps, its rows replace the earlier ones."""
@@ -127,6 +161,7 @@ def sr_loaders(cfg: TrainConfig, data: Path):
     ``cfg``'s split and classes, its scale, and the data provenance for the sidecars."""
     with open_dataset(data) as ds:
         scale, attrs, labels, names = ds.scale, ds.attrs, ds.labels, ds.class_names
+        check_finite_dataset(ds, ("hr", "lr"))  # NaN/inf would train to nonsense
     if cfg.scale is not None and cfg.scale != scale:
         raise LensrError(f"config asks for scale {cfg.scale}, but {data} has scale {scale}")
     usable = np.arange(len(labels))
@@ -174,14 +209,19 @@ def build_module(cfg: TrainConfig, *, scale: int, total_steps: int) -> SRModule:
 def train(
     cfg: TrainConfig,
     *,
-    data: str | Path,
+    data: str | Path | None = None,
     out_dir: str | Path,
+    preset: str | list[str] | None = None,
+    preset_weights: str | list[float] | None = None,
+    preset_reuse: int = 1,
     resume: bool = False,
     progress: bool = True,
     callbacks: list[Callback] | None = None,
     module_factory: Callable[..., SRModule] | None = None,
 ) -> TrainResult:
-    """Train ``cfg.model`` on ``data`` into ``out_dir``.
+    """Train ``cfg.model`` on ``data`` (an HDF5 file) or on pairs streamed from ``preset``
+    (names, comma-separated, mixed by ``preset_weights``, ``preset_reuse`` patches per
+    simulated image: :mod:`lensr.train.streaming`) into ``out_dir``.
 
     ``module_factory(cfg, scale=, total_steps=)`` replaces :func:`build_module`, e.g. to
     train an already loaded model (fine-tuning, :mod:`lensr.train.finetune`).
@@ -190,10 +230,21 @@ def train(
     ...                out_dir="runs/rcan-tiny")
     >>> result.best, result.best_metrics["metrics"]["val_psnr"]
     """
-    data, out_dir = Path(data), Path(out_dir)
-    ckpt = start_run(cfg, out_dir, resume)
+    if (data is None) == (preset is None):
+        raise LensrError("give exactly one of --data FILE and --preset NAME[,NAME...]")
+    out_dir = Path(out_dir)
+    # Nothing is written until every input is checked: fit_and_export then claims the run
+    # folder (its lock, the config) just before fitting.
+    ckpt = start_run(cfg, out_dir, resume, write=False)
     seed_run(cfg)
-    train_loader, val_loader, scale, provenance = sr_loaders(cfg, data)
+    if preset is not None:  # pairs simulated on the fly (lensr.train.streaming)
+        from lensr.train.streaming import streaming_loaders
+
+        train_loader, val_loader, scale, provenance = streaming_loaders(
+            cfg, preset, weights=preset_weights, out_dir=out_dir, reuse=preset_reuse, resume=resume
+        )
+    else:
+        train_loader, val_loader, scale, provenance = sr_loaders(cfg, Path(data))
     total = total_steps(cfg, len(train_loader))
     module = (module_factory or build_module)(cfg, scale=scale, total_steps=total)
     metadata = {
@@ -212,6 +263,7 @@ def train(
         callbacks=callbacks,
         progress=progress,
         grad_clip=None if isinstance(module, GANModule) else cfg.grad_clip,
+        save_config=True,
     )
 
 
@@ -228,6 +280,7 @@ def fit_and_export(
     progress: bool,
     grad_clip: float | None,
     deterministic: bool | str = True,
+    save_config: bool = False,
 ) -> TrainResult:
     """Fit ``module`` within ``cfg``'s budget (steps, epochs, minutes), validating every
     ``cfg.val_check_interval`` steps or every epoch, exporting ``best``/``last`` safetensors
@@ -236,7 +289,7 @@ def fit_and_export(
     trainer = make_trainer(
         cfg,
         out_dir,
-        callbacks=[export, *(callbacks or [])],
+        callbacks=[export, ResumeMidEpoch(train_loader), *(callbacks or [])],
         progress=progress,
         steps_per_epoch=len(train_loader),
         deterministic=deterministic,
@@ -247,7 +300,17 @@ def fit_and_export(
         val_check_interval=cfg.val_check_interval,
         check_val_every_n_epoch=None if cfg.val_check_interval else 1,
     )
-    trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from)
+    # Every input checked (data, model, devices): now the run folder, locked against a
+    # second run, with its config.
+    # Rank 0 only: DDP's other ranks re-run this function and must not contend for the lock.
+    claim = save_config and trainer.is_global_zero
+    lock = claim_run_folder(cfg, out_dir, resume_from is not None) if claim else None
+    try:
+        # weights_only=True: a planted checkpoint never runs code (torch < 2.6 defaults False)
+        trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
+    finally:
+        if lock is not None:
+            lock.release()
     # Rank 0 exported; under DDP every rank returns its result.
     best_metrics = trainer.strategy.broadcast(export.best_metrics)
     if not best_metrics:

@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from lensr.errors import LensrError
-from lensr.io import write_text
+from lensr.io import FileLock, write_text
 from lensr.train.config import Runtime
 
 # Lightning's banners (GPU available: False, tips) are noise in a CLI that says what it does.
@@ -31,21 +31,72 @@ def is_global_zero() -> bool:
     return rank_zero_only.rank == 0
 
 
-def start_run(cfg, out_dir: Path, resume: bool) -> Path:
+def start_run(cfg, out_dir: Path, resume: bool, *, write: bool = True) -> Path:
     """Check that ``out_dir`` can take a new run (or, with ``resume``, that it holds one with
-    the same config), save the config, and return the Lightning checkpoint to resume from."""
+    the same config and a readable checkpoint), save the config unless ``write`` is False
+    (then :func:`save_run_config` does, once every input is checked), and return the
+    Lightning checkpoint to resume from. Every problem is a one-line LensrError."""
     config_file = out_dir / "train_config.json"
     ckpt = out_dir / "lightning" / "last.ckpt"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LensrError(f"--out {out_dir} is a file, not a folder for the run")
     if resume:
         if not ckpt.is_file():
             raise LensrError(f"cannot resume: {ckpt} does not exist")
-        if json.loads(config_file.read_text()) != json.loads(cfg.model_dump_json()):
+        try:
+            saved = json.loads(config_file.read_text(encoding="utf-8"))
+            check_checkpoint(ckpt)  # before comparing: a bad checkpoint is the news
+        except FileNotFoundError:
+            raise LensrError(f"cannot resume: {config_file} is missing") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise LensrError(f"cannot resume: {config_file} is unreadable ({exc})") from None
+        if saved != json.loads(cfg.model_dump_json()):
             raise LensrError(f"cannot resume: the config differs from {config_file}")
     elif ckpt.exists():
         raise LensrError(f"{out_dir} already holds a run: pass --resume or use a new --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text(config_file, cfg.model_dump_json(indent=2))
+    if write:
+        save_run_config(cfg, out_dir)
     return ckpt
+
+
+def save_run_config(cfg, out_dir: Path) -> None:
+    """Create the run folder and write ``train_config.json`` (atomically)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LensrError(f"cannot create the run folder {out_dir}: {exc.strerror}") from None
+    write_text(out_dir / "train_config.json", cfg.model_dump_json(indent=2))
+
+
+def claim_run_folder(cfg, out_dir: Path, resume: bool) -> FileLock:
+    """Create ``out_dir``, lock it against a second run (``<out_dir>.lock``), check again
+    under the lock that it holds no other run, write the config; returns the held lock."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LensrError(f"cannot create the run folder {out_dir}: {exc.strerror}") from None
+    lock = FileLock(out_dir).acquire()
+    try:
+        if not resume and (out_dir / "lightning" / "last.ckpt").exists():
+            raise LensrError(f"{out_dir} already holds a run: pass --resume or use a new --out")
+        save_run_config(cfg, out_dir)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def check_checkpoint(ckpt: Path) -> None:
+    """A Lightning checkpoint must load with ``weights_only=True`` (never unpickling code):
+    a truncated file or a planted pickle is a one-line error, not a traceback."""
+    try:
+        torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or unsafe files
+        reason = " ".join(str(exc).split())[:160]
+        raise LensrError(
+            f"cannot resume: {ckpt} is not a readable checkpoint (truncated, or not saved "
+            f"by lensr): {reason}"
+        ) from None
 
 
 def seed_run(cfg: Runtime, *, workers: bool = True) -> None:
