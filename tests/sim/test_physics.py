@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from lenstronomy.Data.imaging_data import ImageData
 from lenstronomy.Data.psf import PSF
 from lenstronomy.ImSim.image_model import ImageModel
@@ -61,9 +63,16 @@ def test_lr_conserves_flux_and_matches_direct_lenstronomy_render(index):
     direct = model.image(kwargs_lens, kwargs_source) / cfg.lr_pixel_scale**2
     rel_l2 = np.linalg.norm(s.lr_clean - direct) / np.linalg.norm(direct)
     assert rel_l2 < 0.01
-    # The recipe matters: naive 2x2 binning of the HR image is far off.
+    # The recipe matters (README, benchmarks/lr_recipe.py over 20 lenses): naive 2x2 binning
+    # of the HR image is 3-18 % off, bicubic resizing 4-26 %, ~1.4x the binning error.
     naive = block_mean(s.hr_clean, cfg.scale)
-    assert np.linalg.norm(naive - direct) / np.linalg.norm(direct) > 0.05
+    naive_l2 = np.linalg.norm(naive - direct) / np.linalg.norm(direct)
+    hr = torch.from_numpy(s.hr_clean.astype(np.float64))[None, None]
+    resized = F.interpolate(hr, scale_factor=0.5, mode="bicubic", align_corners=False)[0, 0]
+    bicubic_l2 = np.linalg.norm(resized.numpy() - direct) / np.linalg.norm(direct)
+    assert 0.025 < naive_l2 < 0.19 and 0.035 < bicubic_l2 < 0.26
+    assert 1.3 < bicubic_l2 / naive_l2 < 1.5
+    assert rel_l2 < 0.1 * naive_l2
 
 
 def _lens_model():
@@ -116,14 +125,8 @@ def test_classes_have_similar_total_substructure_mass(tiny_config):
     assert 0.1 < np.mean(cdm) / axion < 10
 
 
-def test_noise_matches_requested_snr(tiny_config):
-    renderer = Renderer(tiny_config)
-    for index in range(5):
-        s = renderer.render(seed=2, index=index)
-        assert s.params["peak_snr_hr"] == pytest.approx(s.params["snr_target"], rel=1e-6)
-        # The noise is zero-mean: sky-subtracted images have the clean image as their mean.
-        resid = s.hr - s.hr_clean
-        assert abs(resid.mean()) < 4 * resid.std() / np.sqrt(resid.size)
+# The noise (per-pixel variance, zero mean, S/N, correlated noise) is tested against the
+# model by many draws in tests/instrument/test_noise_model.py.
 
 
 def test_observed_domain_varies_every_nuisance(observed_tiny):
@@ -146,7 +149,7 @@ def test_adaptive_supersampling_matches_supersampling_everywhere(preset):
     for index in range(3):  # none, cdm, axion
         a, b = fast.render(seed=5, index=index), slow.render(seed=5, index=index)
         rel_l2 = np.linalg.norm(a.hr_clean - b.hr_clean) / np.linalg.norm(b.hr_clean)
-        assert 0 < rel_l2 < 1e-4
+        assert 0 < rel_l2 < 5e-5  # the README's and the preset's claim
 
 
 def test_adaptive_supersampling_keeps_a_subhalo_in_a_faint_region():

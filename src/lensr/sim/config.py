@@ -7,16 +7,37 @@ uniformly per image; a scalar is a fixed value.
 
 from __future__ import annotations
 
+import math
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from lensr.config import Range, Strict, load
 from lensr.errors import LensrError
 
 CLASS_NAMES = ("none", "cdm", "axion")
+
+
+def _bounds(lo: float, hi: float | None = None, *, closed_lo: bool = False):
+    """A check that both ends of a range lie in (lo, hi] (or [lo, hi] with closed_lo)."""
+
+    def check(value: tuple[float, float]) -> tuple[float, float]:
+        low_ok = value[0] >= lo if closed_lo else value[0] > lo
+        if not low_ok or (hi is not None and value[1] > hi):
+            interval = f"{'[' if closed_lo else '('}{lo:g}, {'inf)' if hi is None else f'{hi:g}]'}"
+            raise ValueError(f"range [{value[0]:g}, {value[1]:g}] must lie in {interval}")
+        return value
+
+    return AfterValidator(check)
+
+
+PositiveRange = Annotated[Range, _bounds(0.0)]
+"""A range of strictly positive values (sizes, S/N, masses, FWHMs)."""
+NonNegativeRange = Annotated[Range, _bounds(0.0, closed_lo=True)]
+AxisRatio = Annotated[Range, _bounds(0.0, 1.0)]
+"""An axis ratio q in (0, 1]."""
 
 
 class Cosmology(Strict):
@@ -39,17 +60,21 @@ class LensLight(Strict):
 
     probability: float = Field(0.0, ge=0, le=1)
     magnitude: Range = (19.0, 21.0)
-    r_sersic: Range = (0.5, 1.5)
-    n_sersic: Range = (3.0, 4.5)
-    q: Range = (0.6, 1.0)
+    r_sersic: PositiveRange = (0.5, 1.5)
+    n_sersic: PositiveRange = (3.0, 4.5)
+    q: AxisRatio = (0.6, 1.0)
 
 
 class Lens(Strict):
     """SIE + external shear main deflector."""
 
-    theta_e: Range = (0.9, 1.5)
-    q: Range = (0.7, 1.0)
-    shear: Range = (0.0, 0.05)
+    theta_e: PositiveRange = (0.9, 1.5)
+    q: AxisRatio = (0.7, 1.0)
+    phi: Range = (0.0, math.pi)
+    """Position angle of the major axis (lenstronomy's phi, radians from +x)."""
+    shear: NonNegativeRange = (0.0, 0.05)
+    shear_phi: Range = (0.0, math.pi)
+    """Shear angle (lenstronomy's shear_polar2cartesian phi, radians)."""
     center: Range = (0.0, 0.0)
     light: LensLight = LensLight()
 
@@ -57,21 +82,44 @@ class Lens(Strict):
 class Source(Strict):
     """Elliptical Sersic background source."""
 
-    r_sersic: Range = (0.1, 0.4)
-    n_sersic: Range = (0.7, 2.5)
+    r_sersic: PositiveRange = (0.1, 0.4)
+    n_sersic: PositiveRange = (0.7, 2.5)
     center: Range = (-0.35, 0.35)
-    q: Range = (0.6, 1.0)
+    q: AxisRatio = (0.6, 1.0)
+    phi: Range = (0.0, math.pi)
+    """Position angle of the major axis (radians from +x)."""
     magnitude: Range = (21.0, 23.0)
+    components: NonNegativeRange = (1.0, 1.0)
+    """Number of Sersic components (integer, drawn uniformly): the extra ones are fainter
+    (+0.5..2.5 mag), 0.3-1x the main radius, within ``r_sersic[1]`` of the main centre."""
+    clumps: NonNegativeRange = (0.0, 0.0)
+    """Number of compact star-forming clumps (integer, drawn uniformly): round Sersic n=1,
+    R 0.02-0.08", 1.5-4 mag fainter than the main component, within 1.5 R of its centre."""
+    templates: str | None = None
+    """Folder of galaxy cutouts (.npy/FITS, background-subtracted) used as source templates
+    through lenstronomy's INTERPOL profile; relative paths are relative to the working dir."""
+    template_probability: float = Field(0.0, ge=0, le=1)
+    """Share of images whose main source is a template instead of a Sersic."""
+    template_size: PositiveRange = (0.4, 1.6)
+    """Angular width (arcsec) a template cutout spans on the source plane."""
 
 
 class CDM(Strict):
-    """Cold-dark-matter subhalos: Poisson(n_mean) masses with dN/dm ~ m^slope."""
+    """Cold-dark-matter subhalos: Poisson(n_mean) masses with dN/dm ~ m^slope (``count:
+    fixed``: exactly n_mean of them, as DeepLenseSim does)."""
 
     n_mean: float = Field(25.0, ge=0)
-    mass: Range = (1e6, 1e10)
+    count: Literal["poisson", "fixed"] = "poisson"
+    mass: PositiveRange = (1e6, 1e10)
     slope: float = -0.9
-    radius: Range = (0.25, 2.0)
+    radius: NonNegativeRange = (0.25, 2.0)
     profile: Literal["point_mass", "tnfw"] = "point_mass"
+
+    @model_validator(mode="after")
+    def _whole_fixed_count(self):
+        if self.count == "fixed" and self.n_mean != int(self.n_mean):
+            raise ValueError(f"count fixed needs a whole n_mean, not {self.n_mean}")
+        return self
 
 
 class Axion(Strict):
@@ -87,8 +135,9 @@ class PSFConfig(Strict):
     """Point-spread function: Gaussian or Moffat with a per-image FWHM in arcsec."""
 
     type: Literal["gaussian", "moffat"] = "gaussian"
-    fwhm: Range = (0.087, 0.087)
-    beta: Range = (4.765, 4.765)
+    fwhm: PositiveRange = (0.087, 0.087)
+    beta: Annotated[Range, _bounds(1.0)] = (4.765, 4.765)
+    """Moffat beta > 1 (the profile's flux diverges at 1)."""
 
     @model_validator(mode="after")
     def _positive(self):
@@ -106,19 +155,43 @@ class Instrument(Strict):
     sky_brightness: float = 22.3
     read_noise: float = Field(4.0, ge=0)
     num_exposures: int = Field(1, ge=1)
+    background_rms: float = Field(0.0, ge=0)
+    """Gaussian background noise in e-/s per pixel (DeepLenseSim's ``background_rms``): a
+    variance (background_rms * t)^2 in electrons, added to the read noise's (``noise.snr``
+    sets exposures without it)."""
 
 
 class Noise(Strict):
     """Per-image noise choices shared by both bands."""
 
-    snr: Range | None = None
+    enabled: bool = True
+    """false: hr and lr are the noise-free images (DeepLenseSim's released Models II/III)."""
+    log10_exposure: Range | None = None
+    """log10 of the HR exposure time in s, drawn per image; sets both exposure times
+    (ratio kept). DeepLenseSim Model I: [3, 3.5]."""
+    snr: PositiveRange | None = None
     """Peak-pixel S/N of the noise-free HR image; sets both exposure times (ratio kept)."""
-    correlated_sigma: Range = (0.0, 0.0)
+    correlated_sigma: NonNegativeRange = (0.0, 0.0)
     """Gaussian correlation length of the noise in pixels (0 = white noise)."""
     cosmic_rays: float = Field(0.0, ge=0)
     """Expected number of cosmic-ray hits per image and band."""
     offset: float = Field(0.0, ge=0, le=1)
     """Maximum sub-pixel shift of the LR sky relative to the HR sky, in HR pixels."""
+
+    @model_validator(mode="after")
+    def _one_exposure_rule(self):
+        if self.snr is not None and self.log10_exposure is not None:
+            raise ValueError("set snr or log10_exposure, not both: each sets the exposure time")
+        return self
+
+
+class Variant(Strict):
+    """One part of a mixture prior: keys of the preset overridden (deep merge), and its
+    weight. Each image is drawn from one variant (``SimConfig.variants``)."""
+
+    name: str = "variant"
+    weight: float = Field(1.0, gt=0)
+    overrides: dict = Field(default_factory=dict)
 
 
 class SimConfig(Strict):
@@ -139,6 +212,9 @@ class SimConfig(Strict):
     classes: list[Literal["none", "cdm", "axion"]] = Field(
         default_factory=lambda: list(CLASS_NAMES)
     )
+    engine: Literal["lenstronomy", "caustics"] = "lenstronomy"
+    """Renderer of the sky: lenstronomy (the reference) or caustics (batched PyTorch, for
+    GPUs; same noise-free images within 1e-4 relative L2; ``pip install lensr[gpu]``)."""
     cosmology: Cosmology = Cosmology()
     lens: Lens = Lens()
     source: Source = Source()
@@ -147,6 +223,14 @@ class SimConfig(Strict):
     hr: Instrument = Instrument()
     lr: Instrument = Instrument(psf=PSFConfig(fwhm=(0.16, 0.16)))
     noise: Noise = Noise()
+    mass_compensation: bool = False
+    """true: the main lens gives up the substructure mass inside its Einstein radius, so the
+    ring of a cdm/axion lens has the radius of the same lens without substructure (on average):
+    theta_E' = theta_E - theta_sub^2 / theta_E, theta_sub the Einstein radius of that mass."""
+    variants: list[Variant] = Field(default_factory=list)
+    """A mixture prior: each image picks one variant (by weight) and is rendered with the
+    preset's keys overridden by it (pixel scale, instruments, noise...); hr_size, scale and
+    classes must stay the preset's. Empty: the preset itself (see ``variant_configs``)."""
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -163,6 +247,29 @@ class SimConfig(Strict):
     @property
     def lr_pixel_scale(self) -> float:
         return self.hr_pixel_scale * self.scale
+
+
+def variant_configs(cfg: SimConfig) -> list[tuple[SimConfig, float]]:
+    """The (config, weight) of every variant of ``cfg``: ``[(cfg, 1.0)]`` without variants."""
+    from lensr.config import deep_update, validate
+
+    if not cfg.variants:
+        return [(cfg, 1.0)]
+    base = cfg.model_dump(exclude={"variants"})
+    out = []
+    for v in cfg.variants:
+        sub = validate(
+            SimConfig,
+            deep_update(base, {**v.overrides, "name": f"{cfg.name}/{v.name}"}),
+            source=f"preset {cfg.name}, variant {v.name}",
+        )
+        for key in ("hr_size", "scale", "classes"):
+            if getattr(sub, key) != getattr(cfg, key):
+                raise LensrError(f"preset {cfg.name}, variant {v.name}: may not change {key}")
+        if sub.variants:
+            raise LensrError(f"preset {cfg.name}, variant {v.name}: variants do not nest")
+        out.append((sub, v.weight))
+    return out
 
 
 def preset_names() -> list[str]:

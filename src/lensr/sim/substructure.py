@@ -26,7 +26,7 @@ def sample_power_law(rng: np.random.Generator, n: int, lo: float, hi: float, slo
 
 def draw_cdm(rng: np.random.Generator, cfg: CDM, center: tuple[float, float]) -> np.ndarray:
     """Subhalo table: rows (x, y, mass) in arcsec and Msun."""
-    n = rng.poisson(cfg.n_mean)
+    n = int(cfg.n_mean) if cfg.count == "fixed" else rng.poisson(cfg.n_mean)
     mass = sample_power_law(rng, n, cfg.mass[0], cfg.mass[1], cfg.slope)
     r = rng.uniform(cfg.radius[0], cfg.radius[1], n)
     phi = rng.uniform(0, 2 * np.pi, n)
@@ -42,6 +42,14 @@ def draw_axion(rng: np.random.Generator, cfg: Axion, center: tuple[float, float]
     mass = np.full(cfg.n_points, cfg.total_mass / cfg.n_points)
     table = np.column_stack([center[0] + t * np.cos(angle), center[1] + t * np.sin(angle), mass])
     return table, (log_ma, angle, half_length)
+
+
+def point_mass_table(table: np.ndarray, lc: LensCosmo) -> np.ndarray:
+    """Rows (x, y, theta_E) in arcsec of point-mass subhalos (for
+    :func:`lensr.sim.point_masses.add_point_mass_alpha`)."""
+    if len(table) == 0:
+        return np.zeros((0, 3))
+    return np.column_stack([table[:, 0], table[:, 1], point_mass_theta_e(table[:, 2], lc)])
 
 
 def subhalo_profiles(table: np.ndarray, lc: LensCosmo, profile: str = "point_mass"):
