@@ -88,3 +88,38 @@ def test_identical_sr_models_shift_nothing(sim, models, tmp_path):
         progress=False,
     )
     assert all(v == 0 for row in r["shift"].values() for v in row.values())
+
+
+def test_attribution_separates_flips_of_any_sr_from_flips_of_cdm_only_training(
+    sim, models, tmp_path
+):
+    # The same model as "all classes" and "cdm only": every flip is SR as such.
+    same = hallucination_audit(
+        sim,
+        sr_all=str(models["sr_all"]),
+        sr_cdm_only=str(models["sr_all"]),
+        classifier=models["classifier"],
+        out_dir=tmp_path / "same",
+        progress=False,
+    )
+    a, count = same["attribution"], same["changed"]["count"]
+    assert count > 0  # an untrained SR model moves some images
+    assert a == {
+        "any_sr": count,
+        "any_sr_same_class": count,
+        "cdm_training": 0,
+        "sr_all_changed": count,
+    }
+    # Bicubic as the "all classes" model: the counts partition the changed images.
+    r = hallucination_audit(
+        sim,
+        sr_all="bicubic",
+        sr_cdm_only=str(models["sr_cdm"]),
+        classifier=models["classifier"],
+        out_dir=tmp_path / "mixed",
+        progress=False,
+    )
+    a, changed = r["attribution"], r["changed"]
+    assert a["any_sr"] + a["cdm_training"] == changed["count"]
+    assert a["cdm_training"] == changed["sr_all_agrees_with_hr"]
+    assert a["any_sr_same_class"] <= a["any_sr"] <= a["sr_all_changed"]

@@ -12,12 +12,14 @@ from lensr.errors import LensrError
 from lensr.eval.classification import (
     HR,
     LR,
+    auc_pseudo_values,
     downsample_curve,
     evaluate_classifier,
     normalize_images,
     predict,
     prediction_shift,
     roc_curves,
+    score_intervals,
 )
 from lensr.models import create_model
 from lensr.models.checkpoint import save_checkpoint
@@ -66,6 +68,42 @@ def test_roc_absent_class_is_nan_and_left_out_of_the_macro_average():
     assert r["macro_auc"] == pytest.approx((r["auc"]["none"] + r["auc"]["cdm"]) / 2)
     with pytest.raises(LensrError, match=r"probs must be \(N, 3\)"):
         roc_curves([0, 1], np.ones((2, 2)), NAMES)
+
+
+def _scores(n, seed=0, strength=1.0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    logits = rng.normal(size=(n, 3)) + strength * np.eye(3)[labels]
+    probs = np.round(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), 2)  # with ties
+    return labels, probs
+
+
+def test_auc_pseudo_values_average_to_the_macro_auc_and_match_a_direct_bootstrap():
+    labels, probs = _scores(300)
+    pseudo = auc_pseudo_values(labels, probs, NAMES)
+    assert pseudo.mean() == pytest.approx(roc_curves(labels, probs, NAMES)["macro_auc"], abs=1e-12)
+    s = score_intervals(labels, probs, NAMES, n_boot=1000)
+    rng = np.random.default_rng(1)
+    direct = [
+        roc_curves(labels[i], probs[i], NAMES)["macro_auc"]
+        for i in rng.integers(0, 300, (1000, 300))
+    ]
+    low, high = np.quantile(direct, [0.025, 0.975])
+    assert s["macro_auc"]["ci_low"] == pytest.approx(low, abs=0.01)
+    assert s["macro_auc"]["ci_high"] == pytest.approx(high, abs=0.01)
+    assert s["accuracy"]["mean"] == pytest.approx((probs.argmax(1) == labels).mean())
+
+
+def test_score_intervals_clip_the_auc_to_its_range_and_refuse_no_images():
+    labels = np.array([0, 1, 2] * 4)
+    probs = np.eye(3)[labels] * 0.8 + 0.1
+    probs[0] = [0.05, 0.9, 0.05]  # one confident mistake: pseudo-values above 1
+    assert auc_pseudo_values(labels, probs, NAMES).max() > 1
+    s = score_intervals(labels, probs, NAMES, n_boot=200)
+    assert 0 <= s["macro_auc"]["ci_low"] < s["macro_auc"]["mean"] < s["macro_auc"]["ci_high"] <= 1
+    assert s["accuracy"]["mean"] == pytest.approx(11 / 12)
+    with pytest.raises(LensrError, match="empty"):
+        score_intervals(np.zeros(0, int), np.zeros((0, 3)), NAMES)
 
 
 def test_downsample_curve_keeps_ends():

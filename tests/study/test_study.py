@@ -4,6 +4,7 @@ the transfer, classification and physics stages, and the shipped studies."""
 import json
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -199,7 +200,8 @@ def test_transfer_and_classification_stages_reach_the_report(tmp_path):
     assert any("Transfer" in h for h in parser.h2) and any("Classification" in h for h in parser.h2)
 
 
-def test_a_physics_model_trains_without_hr_and_is_scored_beside_the_others(tmp_path):
+def test_a_physics_model_is_trained_and_scored_beside_the_others(tmp_path):
+    # That physics training never reads HR images: tests/train/test_physics_train.py.
     study = {
         **STUDY,
         "lr_sweep": None,
@@ -225,6 +227,11 @@ def test_a_physics_model_trains_without_hr_and_is_scored_beside_the_others(tmp_p
     assert [m["name"] for m in metrics["models"]][-2:] == ["f", "p"]
     saved = json.loads((run_dir / "models" / "p" / "best.json").read_text())
     assert saved["arch"] == "physics-tiny"
+    # Scored like the others, on every test image, against both targets.
+    p = next(m for m in metrics["models"] if m["name"] == "p")
+    for target in ("noisy", "clean"):
+        psnr = p["scores"][target]["overall"]["psnr"]
+        assert psnr["n"] == metrics["n"] and np.isfinite(psnr["mean"]) and psnr["mean"] > 10
 
 
 def test_transfer_refuses_a_physics_model(tmp_path):

@@ -110,6 +110,11 @@ def hallucination_audit(
     fraction}}``, ``changed: {count, fraction, by_true_class, sr_all_agrees_with_hr}``
     (images whose class under cdm-only SR differs from HR; the last counts those of them
     the all-classes SR model classifies as HR does: the changes due to the training set),
+    ``attribution: {any_sr, any_sr_same_class, cdm_training, sr_all_changed}`` (of the
+    changed images: how many also change class under the all-classes SR model, so are
+    caused by SR as such, and of those how many land in the same class; how many change
+    only under cdm-only SR, so are caused by the class-specific training; and how many
+    images the all-classes SR model changes in all),
     ``examples: [{position, index, true, predicted: {variant: class}, probability:
     {variant: [..]}, change}]``, ``figures``) and ``hallucination.png``.
 
@@ -183,6 +188,7 @@ def _audit_result(ds, n, names, labels, probs, changed, rows) -> dict:
     is_changed = np.zeros(n, dtype=bool)
     is_changed[changed] = True
     all_agrees = probs[SR_ALL].argmax(1) == probs[HR].argmax(1)
+    same_flip = probs[SR_ALL].argmax(1) == probs[SR_CDM].argmax(1)
     by_class = {
         name: float(is_changed[labels == k].mean()) if (labels == k).any() else math.nan
         for k, name in enumerate(names)
@@ -206,6 +212,12 @@ def _audit_result(ds, n, names, labels, probs, changed, rows) -> dict:
             "fraction": float(len(changed) / n),
             "by_true_class": by_class,
             "sr_all_agrees_with_hr": int((all_agrees & is_changed).sum()),
+        },
+        "attribution": {
+            "any_sr": int((~all_agrees & is_changed).sum()),
+            "any_sr_same_class": int((~all_agrees & same_flip & is_changed).sum()),
+            "cdm_training": int((all_agrees & is_changed).sum()),
+            "sr_all_changed": int((~all_agrees).sum()),
         },
         "examples": [
             {k: r[k] for k in ("position", "index", "true", "predicted", "probability", "change")}

@@ -82,6 +82,58 @@ def roc_figure(metrics: Mapping[str, dict], class_names: Sequence[str], path) ->
     return save_figure(fig, path, dpi=DPI)
 
 
+# Ladder ---------------------------------------------------------------------------------------
+
+LADDER_STYLE = {
+    "HR": ("o", "#1f77b4", True),
+    "LR (bicubic)": ("s", "#d62728", True),
+    "SR": ("D", "#2ca02c", True),
+    "LR-trained on LR": ("s", "#d62728", False),
+    "SR-trained on SR": ("D", "#2ca02c", False),
+}
+"""Marker, colour and filled (HR-trained classifier) or hollow (fair baseline) per variant."""
+
+
+def ladder_figure(result: dict, path) -> Path:
+    """Accuracy per rung (x: rungs in ladder order) with 95 % intervals, one series per
+    variant of :data:`LADDER_STYLE` (filled: the HR-trained classifier on HR, LR, SR;
+    hollow: the classifiers trained on LR and on SR), and the chance level.
+
+    ``result`` is :func:`lensr.eval.ladder.write_ladder`'s dict (``rungs`` with
+    ``label``, ``chance`` and ``variants: {variant: {label, accuracy: {mean, ci_low,
+    ci_high}}}``).
+    """
+    rungs = result["rungs"]
+    fig = _figure(max(4.5, 1.3 * len(rungs) + 2.5), 3.6)
+    ax = fig.subplots()
+    x = np.arange(len(rungs))
+    present = [v for v in LADDER_STYLE if any(v in r["variants"] for r in rungs)]
+    width = 0.12
+    for j, variant in enumerate(present):
+        marker, color, filled = LADDER_STYLE[variant]
+        xs, mean, err = [], [], [[], []]
+        for i, r in enumerate(rungs):
+            acc = (r["variants"].get(variant) or {}).get("accuracy")
+            if acc:
+                xs.append(i + (j - (len(present) - 1) / 2) * width)
+                mean.append(acc["mean"])
+                err[0].append(acc["mean"] - acc["ci_low"])
+                err[1].append(acc["ci_high"] - acc["mean"])
+        label = next(r["variants"][variant]["label"] for r in rungs if variant in r["variants"])
+        ax.errorbar(
+            xs, mean, yerr=err, fmt=marker, color=color, capsize=2, lw=1, ms=5, label=label,
+            mfc=color if filled else "white",
+        )  # fmt: skip
+    ax.axhline(rungs[0]["chance"], ls="--", lw=0.8, color="0.5", label="chance")
+    ax.set_xticks(x, [r["label"] for r in rungs], rotation=20, ha="right", fontsize=7)
+    ax.set_ylabel("accuracy (95 % interval)", fontsize=8)
+    ax.set_ylim(0, 1.02)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=6, loc="lower left", frameon=True)
+    ax.set_title("Classification ladder: DeepLense-faithful -> realistic", fontsize=9)
+    return save_figure(fig, path, dpi=DPI)
+
+
 # Confusion ------------------------------------------------------------------------------------
 
 

@@ -64,13 +64,17 @@ from lensr.eval.evaluate_outputs import (
 from lensr.eval.metrics import PSNR_CAP_DB, summarize_scores
 from lensr.eval.model_runs import METRICS, REFERENCE, ModelRun, load_models, model_names
 from lensr.eval.output_dir import check_out_dir, json_writer, text_writer, write_all
+from lensr.eval.paired import paired_comparisons
+from lensr.eval.physics_metrics import PhysicsRecorder
 from lensr.eval.stats import bootstrap_summary
 from lensr.eval.tables import markdown_tables
 from lensr.eval.trust_measures import (
     TrustOptions,
     check_trust,
     measure_trust,
+    measure_truth,
     project,
+    store_calibrations,
     trust_keys,
     trust_summary,
     with_projections,
@@ -113,6 +117,7 @@ def _run(
     device: str,
     progress: bool,
     trust: TrustOptions | None = None,
+    physics: PhysicsRecorder | None = None,
 ) -> None:
     """Upscale and score chunk by chunk; fills each entry's seconds, scores and examples,
     and, with ``trust``, its LR chi2, calibration, flagged image and projected twin."""
@@ -131,12 +136,17 @@ def _run(
                 truth["clean"] = ds.hr_clean[start:stop]
             here = wanted[(wanted >= start) & (wanted < stop)] - start
             instrument = trust.for_chunk(ds, start, lr)
+            measure_truth(trust, lr, truth, instrument)
+            if physics is not None:
+                physics.chunk(start, truth.get("clean"))
             for entry in entries:
                 t0 = time.perf_counter()
                 sr = upscale_array(lr, entry.module, batch_size=batch_size, device=device)
                 elapsed = time.perf_counter() - t0
                 entry.seconds += elapsed
                 entry.add_scores(sr, truth)
+                if physics is not None:
+                    physics.add(entry.name, sr)
                 entry.examples.extend(sr[here])
                 options = {"batch_size": batch_size, "device": device}
                 measure_trust(entry, start, lr, sr, truth, instrument, trust, options)
@@ -303,6 +313,7 @@ def _evaluate(
         entries = with_projections(entries)
     targets = [t for t in TARGETS if t == "noisy" or ds.hr_clean is not None]
     positions = example_positions(n, examples)
+    physics = PhysicsRecorder(ds)
     _run(
         ds,
         originals,
@@ -313,6 +324,7 @@ def _evaluate(
         device=device,
         progress=progress,
         trust=trust,
+        physics=physics,
     )
     labels, index = ds.labels[:n], ds.index[:n]
     classes = _class_of(labels, ds.class_names)
@@ -341,7 +353,12 @@ def _evaluate(
         "figures": dict(FIGURES) if positions else {},
         "examples": positions,
         "gains_vs_bicubic": _gains(entries, targets, **boot),
-        "trust": trust_summary(trust, originals, index, classes, "clean" in targets),
+        "paired": {
+            t: paired_comparisons({e.name: e.per_image(t) for e in entries}, **boot)
+            for t in targets
+        },
+        "physics": physics.summary(boot),
+        "trust": trust_summary(trust, originals, index, classes, "clean" in targets, boot),
     }
     trust_figures = trust_figure_writer(ds, originals, index, classes) if positions else {}
     if trust_figures:
@@ -355,4 +372,5 @@ def _evaluate(
         "metrics.json": json_writer(result),
     }
     write_all(out, writers)
+    store_calibrations(originals, result, ds)
     return result

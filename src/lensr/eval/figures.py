@@ -1,19 +1,23 @@
-"""Evaluation figures: side-by-side comparisons with a zoom, and residual maps.
+"""Evaluation figures: comparisons with a zoom on the arcs, and residual maps.
 
-Both take a few fixed example images (the rows) and write one PNG atomically (a
-temporary file renamed into place), with matplotlib's object API on the Agg canvas: no
-pyplot state, no window. The helpers the other evaluation figures share live here too:
-:func:`new_figure`, :func:`blank_axis`, :func:`robust_limits`, :func:`save_figure`.
+Both take a few fixed example images and write one PNG atomically with matplotlib's
+object API on the Agg canvas (no pyplot state, no window). Every figure follows
+:mod:`lensr.eval.figure_style`: at most the page's width, text >= 9 pt, at most
+:data:`~lensr.eval.figure_style.MAX_COLUMNS` panels side by side (wider comparisons wrap
+onto more rows), colour bars with units, arcsec scale bars when the pixel scale is known,
+and one colour scale shared by every image of one example.
 
 Example::
 
     from lensr.eval.figures import comparison_figure, residual_figure
-    comparison_figure(lr, {"bicubic": sr_bic, "rcan": sr_rcan}, hr, "comparison.png")
+    meta = image_meta(ds.attrs)
+    comparison_figure(lr, {"bicubic": sr_bic, "rcan": sr_rcan}, hr, "comparison.png", meta=meta)
     residual_figure({"bicubic": sr_bic, "rcan": sr_rcan}, hr, "residuals.png")
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,15 +26,29 @@ import numpy as np
 from scipy.ndimage import uniform_filter
 
 from lensr.errors import LensrError
+from lensr.eval.figure_style import (  # noqa: F401 - re-exported for the other figures
+    DPI,
+    FONT_PT,
+    IMAGE_CMAP,
+    MAX_COLUMNS,
+    PAGE_WIDTH_IN,
+    RESIDUAL_CMAP,
+    ZOOM_COLOR,
+    blank_axis,
+    brightness_label,
+    colorbar,
+    image_meta,
+    new_figure,
+    robust_limits,
+    save_figure,
+    scale_bar,
+    wrap_title,
+)
 
-PANEL_IN = 1.9
-"""Width (inches) of one image panel."""
-DPI = 110
-IMAGE_CMAP = "magma"
-RESIDUAL_CMAP = "RdBu_r"
-ZOOM_COLOR = "#ff3b30"
 FIRST_COLUMNS = ("bilinear",)
 """Model columns shown first, in this order, when present."""
+PANEL_HEIGHT_IN = 2.25
+"""Height of one row of panels, title included."""
 
 
 # Zoom region -------------------------------------------------------------------------
@@ -103,48 +121,93 @@ def _check_preds(preds: dict, hr: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def robust_limits(image: np.ndarray) -> tuple[float, float]:
-    """A robust linear stretch: 0.5th to 99.8th percentile (never an empty range)."""
-    lo, hi = np.percentile(image, [0.5, 99.8])
-    if not hi > lo:
-        hi = lo + 1.0
-    return float(lo), float(hi)
+def _blocks(n: int, panels: int, cols: int):
+    """A figure of ``n`` blocks of ``panels`` panels wrapped at ``cols`` columns: the
+    Figure, and per block the list of its axes (unused grid cells are hidden)."""
+    rows_per = math.ceil(panels / cols)
+    fig, axes = new_figure(n * rows_per, cols, height=PANEL_HEIGHT_IN * n * rows_per + 0.2)
+    blocks = []
+    for i in range(n):
+        grid = axes[i * rows_per : (i + 1) * rows_per].ravel()
+        for ax in grid[panels:]:
+            ax.set_visible(False)
+        blocks.append(list(grid[:panels]))
+    return fig, blocks
 
 
-def blank_axis(ax) -> None:
-    """No ticks on ``ax`` (an image panel)."""
-    ax.set_xticks([])
-    ax.set_yticks([])
+def _mark_zoom(ax, y: int, x: int, size: int) -> None:
+    from matplotlib.patches import Rectangle
 
-
-def save_figure(fig, path: str | os.PathLike, *, dpi: int = DPI) -> Path:
-    """Write ``fig`` to ``path`` (format from the suffix, default PNG) at ``dpi`` (default
-    110) through a temporary file in the same folder; returns ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    # Not mkstemp: its 0600 mode would survive the rename.
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
-    try:
-        fig.savefig(tmp, format=fmt, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def new_figure(rows: int, cols: int, *, height: float, extra_width: float = 0.0):
-    """A constrained-layout Figure of ``rows`` x ``cols`` axes (always a 2-D array),
-    :data:`PANEL_IN` wide per column plus ``extra_width``, ``height`` inches high."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(PANEL_IN * cols + extra_width, height), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    return fig, axes
+    ax.add_patch(
+        Rectangle((x - 0.5, y - 0.5), size, size, fill=False, edgecolor=ZOOM_COLOR, linewidth=1.5)
+    )
 
 
 # Comparison --------------------------------------------------------------------------
+
+
+def comparison_layout(
+    lr,
+    preds: dict[str, np.ndarray],
+    hr,
+    *,
+    zoom: tuple[int, int, int] | None = None,
+    hr_clean=None,
+    row_labels: Sequence[str] | None = None,
+    meta: dict | None = None,
+):
+    """The Figure of :func:`comparison_figure` (not saved; the tests inspect it)."""
+    hr = _stack(hr, "hr")
+    lr = _stack(lr, "lr")
+    preds = _check_preds(preds, hr)
+    if len(lr) != len(hr):
+        raise LensrError(f"lr has {len(lr)} images but hr has {len(hr)}")
+    refs = [("HR", hr)]
+    if hr_clean is not None:
+        clean = _stack(hr_clean, "hr_clean")
+        if clean.shape != hr.shape:
+            raise LensrError(f"hr_clean has shape {clean.shape}, hr has {hr.shape}")
+        refs.append(("noise-free HR", clean))
+    zooms = [("LR", lr)] + [(name, preds[name]) for name in _ordered(preds)] + refs
+    frames = [("LR", lr), refs[-1]]
+    n, h, w = hr.shape
+    meta = meta or {}
+    labels = list(row_labels) if row_labels is not None else [f"image {i}" for i in range(n)]
+    cols = min(MAX_COLUMNS, len(frames) + len(zooms))
+    fig, blocks = _blocks(n, len(frames) + len(zooms), cols)
+    extent = (-0.5, w - 0.5, h - 0.5, -0.5)  # HR pixel coordinates for every panel
+    for i, block in enumerate(blocks):
+        y, x, size = _check_zoom(zoom, (h, w)) if zoom else auto_zoom(hr[i])
+        # One linear stretch per example, from its HR image: every panel compares directly.
+        vmin, vmax = robust_limits(hr[i])
+        panels = [(f"{t} (full frame)", a, False) for t, a in frames]
+        panels += [(f"{t} (zoom)" if t == "LR" else t, a, True) for t, a in zooms]
+        for k, (ax, (title, images, zoomed)) in enumerate(zip(block, panels, strict=True)):
+            im = ax.imshow(
+                images[i],
+                cmap=IMAGE_CMAP,
+                vmin=vmin,
+                vmax=vmax,
+                extent=extent,
+                interpolation="nearest",
+            )
+            blank_axis(ax)
+            ax.set_title(wrap_title(title), fontsize=FONT_PT)
+            if zoomed:
+                ax.set_xlim(x - 0.5, x + size - 0.5)
+                ax.set_ylim(y + size - 0.5, y - 0.5)
+                for spine in ax.spines.values():
+                    spine.set_edgecolor(ZOOM_COLOR)
+                    spine.set_linewidth(1.5)
+            else:
+                _mark_zoom(ax, y, x, size)
+            if k == 0:
+                scale_bar(ax, meta.get("pixel_scale"), w, origin=(-0.5, h - 0.5))
+            if k == len(frames):
+                scale_bar(ax, meta.get("pixel_scale"), size, origin=(x - 0.5, y + size - 0.5))
+        block[0].set_ylabel(labels[i], fontsize=10, fontweight="bold")
+        colorbar(fig, im, block, brightness_label(meta))
+    return fig
 
 
 def comparison_figure(
@@ -156,77 +219,71 @@ def comparison_figure(
     zoom: tuple[int, int, int] | None = None,
     hr_clean=None,
     row_labels: Sequence[str] | None = None,
+    meta: dict | None = None,
 ) -> Path:
-    """LR | each model | HR for every example, each with a magnified zoom row below it.
+    """Per example: the LR and HR full frames (the zoom region marked in red), then the
+    zoom region of the LR, of each model and of the HR, wrapped at 5 panels a row.
 
     ``lr`` is (N, h, w), every ``preds`` value and ``hr`` (N, H, W) with H = s*h. The LR
-    panel is drawn over the same sky as the HR panels (so the zoom square lines up).
-    Each example shares one linear colour scale (from its HR image) across its
-    columns; its zoom row is re-stretched on the HR zoom region. ``zoom=(y, x, size)``
-    in HR pixels (default None: :func:`auto_zoom` per example, the brightest and most
-    structured HR window) is marked by a red square on every full panel.
-    ``hr_clean`` (default None) adds a "HR noise-free" column; ``row_labels``
-    (default None: "image k") names the examples. Bilinear comes first among the
-    models when present. Returns ``path``.
+    is drawn over the same sky as the HR (so the zoom square lines up). All panels of one
+    example share one linear colour scale (from its HR image) and one colour bar in the
+    dataset's units (``meta["units"]``, see :func:`~lensr.eval.figure_style.image_meta`);
+    ``meta["pixel_scale"]`` (arcsec per HR pixel) adds scale bars. ``zoom=(y, x, size)``
+    in HR pixels (default None: :func:`auto_zoom` per example). ``hr_clean`` (default
+    None) adds the noise-free HR (then the full frame shown); ``row_labels`` (default
+    "image k") names the examples. Bilinear comes first among the models. Returns ``path``.
 
     Example::
 
         comparison_figure(lr[:3], {"bicubic": sr[:3]}, hr[:3], "cmp.png", zoom=(20, 24, 16))
     """
-    hr = _stack(hr, "hr")
-    lr = _stack(lr, "lr")
-    preds = _check_preds(preds, hr)
-    if len(lr) != len(hr):
-        raise LensrError(f"lr has {len(lr)} images but hr has {len(hr)}")
-    panels = [("LR", lr)] + [(name, preds[name]) for name in _ordered(preds)] + [("HR", hr)]
-    if hr_clean is not None:
-        clean = _stack(hr_clean, "hr_clean")
-        if clean.shape != hr.shape:
-            raise LensrError(f"hr_clean has shape {clean.shape}, hr has {hr.shape}")
-        panels.append(("HR noise-free", clean))
-    n, h, w = hr.shape
-    labels = list(row_labels) if row_labels is not None else [f"image {i}" for i in range(n)]
-    cols = len(panels)
-    fig, axes = new_figure(2 * n, cols, height=PANEL_IN * 2 * n + 0.3)
-    extent = (-0.5, w - 0.5, h - 0.5, -0.5)  # HR pixel coordinates for every panel
-    for i in range(n):
-        y, x, size = _check_zoom(zoom, (h, w)) if zoom else auto_zoom(hr[i])
-        full_lim = robust_limits(hr[i])
-        zoom_lim = robust_limits(hr[i, y : y + size, x : x + size])
-        for j, (title, images) in enumerate(panels):
-            top, bottom = axes[2 * i, j], axes[2 * i + 1, j]
-            for ax, (vmin, vmax) in ((top, full_lim), (bottom, zoom_lim)):
-                ax.imshow(
-                    images[i],
-                    cmap=IMAGE_CMAP,
-                    vmin=vmin,
-                    vmax=vmax,
-                    extent=extent,
-                    interpolation="nearest",
-                )
-                blank_axis(ax)
-            _mark_zoom(top, y, x, size)
-            bottom.set_xlim(x - 0.5, x + size - 0.5)
-            bottom.set_ylim(y + size - 0.5, y - 0.5)
-            for spine in bottom.spines.values():
-                spine.set_edgecolor(ZOOM_COLOR)
-                spine.set_linewidth(1.5)
-            if i == 0:
-                top.set_title(title, fontsize=10)
-        axes[2 * i, 0].set_ylabel(labels[i], fontsize=9)
-        axes[2 * i + 1, 0].set_ylabel(f"zoom x{w // size}", fontsize=8, color=ZOOM_COLOR)
+    fig = comparison_layout(
+        lr, preds, hr, zoom=zoom, hr_clean=hr_clean, row_labels=row_labels, meta=meta
+    )
     return save_figure(fig, path)
 
 
-def _mark_zoom(ax, y: int, x: int, size: int) -> None:
-    from matplotlib.patches import Rectangle
-
-    ax.add_patch(
-        Rectangle((x - 0.5, y - 0.5), size, size, fill=False, edgecolor=ZOOM_COLOR, linewidth=1.2)
-    )
-
-
 # Residuals ---------------------------------------------------------------------------
+
+
+def residual_layout(
+    preds: dict[str, np.ndarray],
+    hr,
+    *,
+    row_labels: Sequence[str] | None = None,
+    target_label: str = "HR",
+):
+    """The Figure of :func:`residual_figure` (not saved; the tests inspect it)."""
+    hr = _stack(hr, "hr")
+    preds = _check_preds(preds, hr)
+    names = _ordered(preds)
+    n = len(hr)
+    labels = list(row_labels) if row_labels is not None else [f"image {i}" for i in range(n)]
+    span = hr.max(axis=(1, 2)) - hr.min(axis=(1, 2))
+    span[span == 0] = 1.0
+    fig, blocks = _blocks(n, len(names), min(MAX_COLUMNS, len(names)))
+    for i, block in enumerate(blocks):
+        res = {name: (preds[name][i] - hr[i]) / span[i] for name in names}
+        vmax = float(np.percentile(np.abs(np.stack(list(res.values()))), 99.5)) or 1e-12
+        for ax, name in zip(block, names, strict=True):
+            im = ax.imshow(
+                res[name], cmap=RESIDUAL_CMAP, vmin=-vmax, vmax=vmax, interpolation="nearest"
+            )
+            blank_axis(ax)
+            rms = float(np.sqrt(np.mean(res[name] ** 2)))
+            ax.text(
+                0.03,
+                0.03,
+                f"rms {rms:.2g}",
+                transform=ax.transAxes,
+                fontsize=FONT_PT,
+                color="black",
+                bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1.5},
+            )
+            ax.set_title(wrap_title(name), fontsize=FONT_PT)
+        block[0].set_ylabel(labels[i], fontsize=10, fontweight="bold")
+        colorbar(fig, im, block, f"(model − {target_label}) / {target_label}\nrange (normalised)")
+    return fig
 
 
 def residual_figure(
@@ -237,11 +294,12 @@ def residual_figure(
     row_labels: Sequence[str] | None = None,
     target_label: str = "HR",
 ) -> Path:
-    """Per example (rows) and model (columns): ``(model - HR) / HR range`` maps.
+    """Per example (a block of rows) and model (panels, 5 a row): ``(model - HR) / HR
+    range`` maps.
 
     Residuals are divided by each HR image's max - min, the unit the metrics use, so
-    the maps read directly as errors in the normalised [0, 1] scale. Each row shares
-    a symmetric diverging colour scale (+-99.5th percentile of |residual| over its
+    the maps read directly as errors in the normalised [0, 1] scale. Each example shares
+    one symmetric diverging colour scale (+-99.5th percentile of |residual| over its
     models) with a colour bar; each panel states its RMS. ``target_label`` (default
     "HR") names what was subtracted, e.g. "noise-free HR". Returns ``path``.
 
@@ -249,38 +307,5 @@ def residual_figure(
 
         residual_figure({"bicubic": sr[:3], "rcan": sr2[:3]}, hr_clean[:3], "res.png")
     """
-    hr = _stack(hr, "hr")
-    preds = _check_preds(preds, hr)
-    names = _ordered(preds)
-    n = len(hr)
-    labels = list(row_labels) if row_labels is not None else [f"image {i}" for i in range(n)]
-    span = hr.max(axis=(1, 2)) - hr.min(axis=(1, 2))
-    span[span == 0] = 1.0
-    fig, axes = new_figure(n, len(names), height=PANEL_IN * n + 0.5, extra_width=0.9)
-    for i in range(n):
-        res = {name: (preds[name][i] - hr[i]) / span[i] for name in names}
-        vmax = float(np.percentile(np.abs(np.stack(list(res.values()))), 99.5)) or 1e-12
-        for j, name in enumerate(names):
-            ax = axes[i, j]
-            im = ax.imshow(
-                res[name], cmap=RESIDUAL_CMAP, vmin=-vmax, vmax=vmax, interpolation="nearest"
-            )
-            blank_axis(ax)
-            rms = float(np.sqrt(np.mean(res[name] ** 2)))
-            ax.text(
-                0.03,
-                0.03,
-                f"rms {rms:.3g}",
-                transform=ax.transAxes,
-                fontsize=7,
-                color="black",
-                bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1.5},
-            )
-            if i == 0:
-                ax.set_title(f"{name} - {target_label}", fontsize=9)
-        axes[i, 0].set_ylabel(labels[i], fontsize=9)
-        bar = fig.colorbar(im, ax=axes[i, :].tolist(), shrink=0.9, pad=0.02)
-        bar.ax.tick_params(labelsize=7)
-        if i == n // 2:
-            bar.set_label(f"residual / {target_label} range", fontsize=8)
+    fig = residual_layout(preds, hr, row_labels=row_labels, target_label=target_label)
     return save_figure(fig, path)

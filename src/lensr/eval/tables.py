@@ -37,13 +37,38 @@ def _bold_best(values: list[str], *, higher: bool) -> list[str]:
     return [f"**{v}**" if x == best else v for v, x in zip(values, nums, strict=True)]
 
 
+def clear_best(summaries: list[dict], *, higher: bool) -> int | None:
+    """The position of the best mean when its 95 % interval does not overlap the runner-up's
+    (a clear winner), else None (a tie: nothing is bolded).
+
+    Example::
+
+        clear_best([{"mean": 2, "ci_low": 1.5, "ci_high": 2.5},
+                    {"mean": 1, "ci_low": 0.5, "ci_high": 1.4}], higher=True)   # 0
+    """
+    if len(summaries) < 2:
+        return None
+    sign = 1.0 if higher else -1.0
+    order = sorted(range(len(summaries)), key=lambda i: -sign * summaries[i]["mean"])
+    best, second = summaries[order[0]], summaries[order[1]]
+    apart = best["ci_low"] > second["ci_high"] if higher else best["ci_high"] < second["ci_low"]
+    return order[0] if apart else None
+
+
+def _bold_at(values: list[str], position: int | None) -> list[str]:
+    return [f"**{v}**" if i == position else v for i, v in enumerate(values)]
+
+
 def _target_table(models: list[dict], target: str) -> list[str]:
     rows = [m["scores"][target]["overall"] for m in models]
-    mse = _bold_best([f"{r['mse']['mean']:.3e}" for r in rows], higher=False)
+    mse = _bold_at(
+        [f"{r['mse']['mean']:.3e}" for r in rows],
+        clear_best([r["mse"] for r in rows], higher=False),
+    )
     psnr = [_fmt_ci(r["psnr"], 2) for r in rows]
     ssim = [_fmt_ci(r["ssim"], 4) for r in rows]
-    psnr_mean = _bold_best([p[0] for p in psnr], higher=True)
-    ssim_mean = _bold_best([s[0] for s in ssim], higher=True)
+    psnr_mean = _bold_at([p[0] for p in psnr], clear_best([r["psnr"] for r in rows], higher=True))
+    ssim_mean = _bold_at([s[0] for s in ssim], clear_best([r["ssim"] for r in rows], higher=True))
     rate = _bold_best([_fmt_rate(m["images_per_s"]) for m in models], higher=True)
     lines = [
         "| model | params | MSE | PSNR (dB) [95 % CI] | SSIM [95 % CI] | upscale img/s |",
@@ -82,7 +107,7 @@ def markdown_tables(result: dict) -> str:
         "",
         "Per image, the HR target is min-max normalised to [0, 1] and the prediction mapped "
         "the same way (data range 1); mean over images [95 % bootstrap CI]. "
-        "Best value per column in bold.",
+        "Best value per column in bold only where its interval clears the runner-up's.",
     ]
     for target in result["targets"]:
         lines += ["", f"## Against the {TARGET_TITLES[target]}", ""]
@@ -121,4 +146,7 @@ def _trust_table(result: dict) -> list[str]:
         cells = [" ".join(_fmt_ci(chi2, 3)) if chi2 else "–"]
         cells += [f"{calib[k]['mean']:.3f}" if k in calib else "–" for k in CALIBRATION_KEYS]
         lines.append(f"| {m['name']} | " + " | ".join(cells) + " |")
+    truth = trust.get("truth_chi2_lr")
+    if truth:
+        lines.append(f"| noise-free HR (truth) | {' '.join(_fmt_ci(truth, 3))} | – | – |")
     return lines + ([""] + notes if notes else [])

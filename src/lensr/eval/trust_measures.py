@@ -28,13 +28,21 @@ from lensr.eval.consistency import lr_chi2
 from lensr.eval.model_runs import ModelRun
 from lensr.eval.stats import bootstrap_summary
 from lensr.infer.projection import back_project
-from lensr.infer.uncertainty import calibration_per_image, predict_with_uncertainty
+from lensr.infer.uncertainty import (
+    calibration_per_image,
+    coverage,
+    fit_calibration,
+    image_scale,
+    predict_with_uncertainty,
+)
 from lensr.instrument.from_dataset import LRInstrument, lr_instrument
 
 PROJ_SUFFIX = "+proj"
 """Name suffix of a model scored after the consistency projection."""
 UNCERTAINTY_METHOD = "dihedral-tta-8"
 CALIBRATION_KEYS = ("within_1sigma", "within_2sigma")
+SAMPLES_PER_IMAGE = 3000
+"""Pixels per image kept to fit (even image positions) and test (odd) the sigma calibration."""
 
 
 @dataclass
@@ -48,6 +56,7 @@ class TrustOptions:
     pixel_scale: float | None = None
     instrument: str | None = None  # "simulation", "gaussian" or None (chi2 skipped)
     notes: list[str] = field(default_factory=list)
+    truth_chi2: list[np.ndarray] = field(default_factory=list)  # noise-free HR's LR chi2
 
     def for_chunk(self, ds, start: int, lr: np.ndarray) -> LRInstrument | None:
         if self.instrument is None:
@@ -105,12 +114,88 @@ def measure_trust(entry, start, lr, sr, truth, instrument, trust, options) -> No
         chi2, maps = lr_chi2(sr, lr, instrument.D, instrument.variance)
         entry.chi2.append(chi2)
     if trust.uncertainty:
-        mean, sigma = predict_with_uncertainty(lr, entry.module, identity=sr, **options)
+        mean, sigma = predict_with_uncertainty(
+            lr, entry.module, identity=sr, calibrate=False, **options
+        )
         if "clean" in truth:
             for key, values in calibration_per_image(mean, sigma, truth["clean"]).items():
                 entry.calibration.setdefault(key, []).append(values)
+            _sample(entry, start, lr, mean, sigma, truth["clean"])
     reference = truth.get("clean", truth["noisy"])
     entry.flag(start, sr, chi2, maps, sigma, reference)
+
+
+def _sample(entry, start, lr, mean, sigma, clean) -> None:
+    """Keep a fixed random subset of (|error|, sigma, image scale) per image, by split."""
+    samples = entry.__dict__.setdefault("sigma_samples", {"fit": [], "test": []})
+    scale = image_scale(lr)
+    for i in range(len(lr)):
+        rng = np.random.default_rng(start + i)
+        err = np.abs(mean[i] - clean[i]).ravel()
+        pick = rng.choice(err.size, size=min(SAMPLES_PER_IMAGE, err.size), replace=False)
+        s = sigma[i].ravel()[pick]
+        split = "fit" if (start + i) % 2 == 0 else "test"
+        samples[split].append((err[pick], s, np.full(pick.size, scale[i])))
+
+
+def sigma_calibration(e: ModelRun, boot: dict) -> dict | None:
+    """Fit the calibration on the even images, its coverage on the odd ones (held out)."""
+    samples = getattr(e, "sigma_samples", None)
+    if not samples or not samples["fit"] or not samples["test"]:
+        return None
+    err, sigma, scale = (np.concatenate(v) for v in zip(*samples["fit"], strict=True))
+    if next(e.module.parameters(), None) is None or not np.any(sigma > 0):
+        return None  # a baseline: sigma is ~0 (exactly symmetric), nothing to calibrate
+    calib = fit_calibration(err, sigma, scale)
+    per_image = [
+        coverage(err_i, calib["a"] * s_i + calib["b"] * c_i) for err_i, s_i, c_i in samples["test"]
+    ]
+    out = {**calib, "n_fit_images": len(samples["fit"]), "n_test_images": len(per_image)}
+    for key in CALIBRATION_KEYS:
+        out[key] = bootstrap_summary([p[key] for p in per_image], **boot)
+    raw = [coverage(err_i, s_i) for err_i, s_i, _ in samples["test"]]
+    out["raw"] = {k: float(np.mean([p[k] for p in raw])) for k in CALIBRATION_KEYS}
+    return out
+
+
+def store_calibrations(entries: list[ModelRun], result: dict, dataset) -> None:
+    """Add each checkpoint's fitted calibration to its sidecar (``sigma_calibration``, one
+    entry per dataset preset, replaced when refitted), where ``lensr upscale
+    --uncertainty`` finds it."""
+    import json
+    from pathlib import Path
+
+    from lensr.io import file_lock, write_json
+
+    by_name = {m["name"]: m for m in result["models"]}
+    for e in entries:
+        fit = (by_name.get(e.name) or {}).get("sigma_calibration")
+        sidecar = Path(e.spec).with_suffix(".json")
+        if fit is None or not sidecar.is_file() or "lensr/weights" in sidecar.as_posix():
+            continue
+        entry = {
+            "a": fit["a"],
+            "b": fit["b"],
+            "scale": "lr-p99.5",
+            "dataset": str(dataset.path),
+            "preset": dataset.attrs.get("preset"),
+            "coverage": {k: fit[k]["mean"] for k in CALIBRATION_KEYS},
+        }
+        with file_lock(sidecar):
+            info = json.loads(sidecar.read_text())
+            fits = [
+                f for f in info.get("sigma_calibration", []) if f.get("preset") != entry["preset"]
+            ]
+            info["sigma_calibration"] = fits + [entry]
+            write_json(sidecar, info)
+
+
+def measure_truth(trust: TrustOptions, lr, truth, instrument) -> None:
+    """The noise-free HR's own LR chi2 on the same images: the instrument model's yardstick
+    (~1 when the noise model is right; a model flagged while the truth also reads high
+    points at the instrument model, not at the model)."""
+    if instrument is not None and "clean" in truth:
+        trust.truth_chi2.append(lr_chi2(truth["clean"], lr, instrument.D, instrument.variance)[0])
 
 
 def project(proj: ModelRun, lr, sr, truth, instrument: LRInstrument, here, elapsed) -> None:
@@ -149,14 +234,20 @@ def trust_keys(e: ModelRun, class_arr: np.ndarray, order: list[str], boot: dict)
                 for c in order
             },
         }
+    fit = sigma_calibration(e, boot)
+    if fit is not None:
+        out["sigma_calibration"] = fit
     if e.projected_from is not None:
         out["projected_from"] = e.projected_from
         out["projection"] = {"iterations": bootstrap_summary(np.concatenate(e.iterations), **boot)}
     return out
 
 
-def trust_summary(trust: TrustOptions, entries: list[ModelRun], index, classes, has_clean) -> dict:
-    """The run-level ``trust`` entry of metrics.json: instrument, method, notes, flagged."""
+def trust_summary(
+    trust: TrustOptions, entries: list[ModelRun], index, classes, has_clean, boot=None
+) -> dict:
+    """The run-level ``trust`` entry of metrics.json: instrument, method, notes, flagged and,
+    when measured, ``truth_chi2_lr`` (the noise-free HR's LR chi2 summary)."""
     flagged = {}
     for e in entries:
         f = e.flagged
@@ -169,7 +260,12 @@ def trust_summary(trust: TrustOptions, entries: list[ModelRun], index, classes, 
             "chi2_lr": float(f.chi2_map.mean()) if f.chi2_map is not None else None,
             "sigma_mean": float(f.sigma.mean()) if f.sigma is not None else None,
         }
+    truth = {}
+    if trust.truth_chi2:
+        values = np.concatenate(trust.truth_chi2)
+        truth["truth_chi2_lr"] = bootstrap_summary(values, **(boot or {}))
     return {
+        **truth,
         "lr_instrument": trust.instrument,
         "uncertainty": UNCERTAINTY_METHOD if trust.uncertainty else None,
         "calibration_target": "clean" if trust.uncertainty and has_clean else None,

@@ -62,22 +62,126 @@ class EvalSpec(Strict):
     """Also score every model after projection onto the LR data ("<name>+proj")."""
 
 
-class ClassifySpec(Strict):
-    """The classification study: a ResNet-18 trained on HR, tested on HR, LR and SR images,
-    and the hallucination audit (an SR model trained only on ``cdm``)."""
+class RungSpec(Strict):
+    """One rung of the classification ladder: a preset with overrides (its train and test
+    sets are simulated as datasets ``cls-<rung>-train`` / ``cls-<rung>-test`` of
+    ``n_train`` / ``n_test`` images), or two datasets of the study (``dataset``, ``test``)."""
 
-    dataset: str
-    """Training set (the `classify` preset: balanced classes, HR 64 / LR 32)."""
-    test: str
+    label: str = ""
+    """What the rung frees, as the table shows it (default: the rung's name)."""
+    preset: str | None = None
+    overrides: dict = Field(default_factory=dict)
+    dataset: str | None = None
+    test: str | None = None
+    role: Literal["faithful", "realistic", "ring-size"] | None = None
+    """The rungs the report's verdict compares: DeepLense-faithful (default: the first),
+    realistic (default: the last without a role) and ring-size (the mass-compensated twin
+    of the faithful rung: what remains of its accuracy without the ring-size cue)."""
+    baselines: bool | None = None
+    """Train the fair baselines on this rung (None: ``classify.baselines``)."""
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.preset is None and (self.dataset is None or self.test is None):
+            raise ValueError("a rung needs either a preset or both dataset and test")
+        if self.preset is None and self.overrides:
+            raise ValueError("overrides apply to a preset; this rung names datasets")
+        return self
+
+
+class ClassifySpec(Strict):
+    """The classification study, on a ladder of rungs from DeepLense-faithful to realistic:
+    per rung a classifier (ResNet-18 by default) trained on HR and tested on HR, LR and SR
+    images, the fair baselines (classifiers trained on LR and on SR images), and on one rung
+    the hallucination audit (the SR model trained only on ``cdm``). ``dataset`` and ``test``
+    alone make a one-rung ladder named ``main``."""
+
+    dataset: str | None = None
+    test: str | None = None
+    ladder: dict[str, RungSpec] = Field(default_factory=dict)
+    n_train: int = Field(1500, ge=6)
+    """Training images of each preset rung (the classifier holds out ``val_fraction``)."""
+    n_test: int = Field(300, ge=3)
     classifier: dict = Field(default_factory=dict)
     """ClassifierConfig keys (see `lensr classify train --help`)."""
     sr: dict = Field(default_factory=lambda: {"model": "rcan-tiny"})
     """TrainConfig keys of the SR model (over train_defaults), trained on all classes."""
+    baselines: bool = True
+    """Also train the classifier on LR images (bicubic-upsampled to the HR size, so the
+    network and its stem see the same geometry) and on SR outputs, scored on their own kind."""
     hallucination: bool = True
     """Also train the same SR model on cdm lenses only and audit what it does to the rest."""
+    hallucination_rung: str | None = None
+    """The rung of the audit (default: the faithful one)."""
     consistent: bool = True
     """In the audit, also classify the cdm-only SR images projected onto their LR data."""
     max_images: int | None = Field(None, ge=1)
+    n_boot: int = Field(2000, ge=100)
+    """Bootstrap resamples of the 95 % intervals."""
+
+    @model_validator(mode="after")
+    def _rungs(self):
+        if not self.ladder:
+            raise ValueError("give a ladder of rungs, or dataset and test")
+        for role in ("faithful", "realistic", "ring-size"):
+            if sum(r.role == role for r in self.ladder.values()) > 1:
+                raise ValueError(f"more than one rung has role '{role}'")
+        if self.hallucination_rung and self.hallucination_rung not in self.ladder:
+            raise ValueError(f"hallucination_rung '{self.hallucination_rung}' is not a rung")
+        return self
+
+    def role(self, role: str) -> str | None:
+        """The rung of ``role``: faithful (default the first rung), realistic (default the
+        last rung without a role), ring-size (None unless given)."""
+        named = [name for name, r in self.ladder.items() if r.role == role]
+        if named:
+            return named[0]
+        if role == "faithful":
+            return next(iter(self.ladder))
+        if role == "realistic":
+            faithful = self.role("faithful")
+            free = [n for n, r in self.ladder.items() if r.role is None and n != faithful]
+            return free[-1] if free else None
+        return None
+
+    def audit_rung(self) -> str:
+        return self.hallucination_rung or self.role("faithful")
+
+
+def rung_datasets(rung: str) -> tuple[str, str]:
+    """The dataset names of a preset rung's training and test sets."""
+    return f"cls-{rung}-train", f"cls-{rung}-test"
+
+
+def _expand_classify(data):
+    """Study YAML (as parsed) with the ladder's preset rungs as datasets, and the one-rung
+    form (``classify: {dataset, test}``) as a ladder; anything unexpected is left for the
+    validation to report."""
+    if not isinstance(data, dict) or not isinstance(data.get("classify"), dict):
+        return data
+    data, cls = dict(data), dict(data["classify"])
+    ladder = cls.get("ladder")
+    if not ladder and cls.get("dataset") and cls.get("test"):
+        cls["ladder"] = {"main": {"dataset": cls["dataset"], "test": cls["test"]}}
+    elif isinstance(ladder, dict) and isinstance(data.get("datasets", {}), dict):
+        datasets, rungs = dict(data.get("datasets") or {}), {}
+        for name, rung in ladder.items():
+            if isinstance(rung, dict) and rung.get("preset") is not None:
+                rung = dict(rung)
+                for key, n in zip(("dataset", "test"), rung_datasets(name), strict=True):
+                    if n in datasets:
+                        raise ValueError(f"classify.ladder.{name}: dataset '{n}' exists already")
+                    size = "n_train" if key == "dataset" else "n_test"
+                    datasets[n] = {
+                        "preset": rung["preset"],
+                        "n": cls.get(size, ClassifySpec.model_fields[size].default),
+                        "overrides": rung.get("overrides", {}),
+                    }
+                    rung.setdefault(key, n)
+            rungs[name] = rung
+        data["datasets"], cls["ladder"] = datasets, rungs
+    data["classify"] = cls
+    return data
 
 
 class DomainSpec(Strict):
@@ -123,6 +227,11 @@ class StudyConfig(Strict):
     classify: ClassifySpec | None = None
     report: bool = True
 
+    @model_validator(mode="before")
+    @classmethod
+    def _ladder_datasets(cls, data):
+        return _expand_classify(data)
+
     @model_validator(mode="after")
     def _references(self):
         def need(kind: str, name: str, table: dict, where: str):
@@ -148,8 +257,9 @@ class StudyConfig(Strict):
                 need("dataset", d.train, self.datasets, f"transfer.domains.{name}")
                 need("dataset", d.test, self.datasets, f"transfer.domains.{name}")
         if self.classify:
-            need("dataset", self.classify.dataset, self.datasets, "classify")
-            need("dataset", self.classify.test, self.datasets, "classify.test")
+            for name, rung in self.classify.ladder.items():
+                need("dataset", rung.dataset, self.datasets, f"classify.ladder.{name}")
+                need("dataset", rung.test, self.datasets, f"classify.ladder.{name}.test")
         return self
 
 
