@@ -12,7 +12,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from lensr.data.normalize import SPEC
-from lensr.data.store import DatasetWriter
+from lensr.data.writer import DatasetWriter
 from lensr.errors import LensrError
 from lensr.infer import runner
 from lensr.infer.arrays import upscale_array

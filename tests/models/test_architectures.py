@@ -3,6 +3,7 @@
 import copy
 import functools
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -154,13 +155,52 @@ def test_tiny_variants_are_small():
             assert 4_000 < count_parameters(built(name, 2)) < 250_000, name
 
 
-def test_baselines_match_interpolate_and_have_no_parameters():
-    x = torch.rand(2, 1, 9, 8)
+def _keys(x: np.ndarray, a: float = -0.75) -> np.ndarray:
+    """Keys' cubic convolution kernel (Keys 1981), a = -0.75 as in OpenCV and PyTorch."""
+    x = np.abs(x)
+    near = ((a + 2) * x - (a + 3)) * x**2 + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return np.where(x <= 1, near, np.where(x < 2, far, 0.0))
+
+
+def _resample_axis(img: np.ndarray, scale: int, mode: str, axis: int) -> np.ndarray:
+    """Upsample one axis by ``scale``, pixel centres aligned (align_corners=False), edge
+    pixels repeated: written out from the definitions, no library interpolation."""
+    img = np.moveaxis(img, axis, -1)
+    n = img.shape[-1]
+    src = (np.arange(n * scale) + 0.5) / scale - 0.5
+    out = np.zeros((*img.shape[:-1], n * scale))
+    if mode == "bilinear":
+        src = np.maximum(src, 0.0)
+        x0 = np.floor(src).astype(int)
+        t = src - x0
+        out = img[..., x0] * (1 - t) + img[..., np.minimum(x0 + 1, n - 1)] * t
+    else:
+        x0 = np.floor(src).astype(int)
+        for k in range(-1, 3):
+            idx = np.clip(x0 + k, 0, n - 1)
+            out += img[..., idx] * _keys(src - (x0 + k))
+    return np.moveaxis(out, -1, axis)
+
+
+def test_baselines_match_hand_written_interpolation_and_have_no_parameters():
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 1, 9, 8))
     for name in ("bilinear", "bicubic"):
         model = create_model(name, scale=4)
         assert count_parameters(model) == 0 and model.upsampler_prefixes == ()
-        assert torch.equal(model.encode(x), x)
-        expected = F.interpolate(x, scale_factor=4, mode=name, align_corners=False)
-        assert torch.allclose(model(x), expected)
+        xt = torch.from_numpy(x)
+        assert torch.equal(model.encode(xt), xt)
+        expected = _resample_axis(_resample_axis(x, 4, name, -1), 4, name, -2)
+        np.testing.assert_allclose(model(xt).numpy(), expected, rtol=0, atol=1e-12)
+    # Hand-computed: an impulse at sample 3, x2 bicubic. Outputs 4..9 sit at source
+    # positions 1.75 ... 4.25, i.e. 1.25, 0.75, 0.25 samples from it on each side:
+    # W(1.25) = -0.10546875, W(0.75) = 0.26171875, W(0.25) = 0.87890625 (a = -0.75).
+    impulse = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    impulse[..., 3] = 1.0
+    row = create_model("bicubic")(impulse)[0, 0, 0].numpy()
+    w = [-0.10546875, 0.26171875, 0.87890625]
+    np.testing.assert_allclose(row[4:10], w + w[::-1], atol=1e-12)
+    assert np.abs(row[:3]).max() < 1e-12 and np.abs(row[11:]).max() < 1e-12
     flat = torch.full((1, 1, 5, 5), 0.3)
     assert torch.allclose(create_model("bilinear")(flat), torch.full((1, 1, 10, 10), 0.3))

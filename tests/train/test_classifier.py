@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from lensr.config import validate
-from lensr.data.store import DatasetWriter
 from lensr.data.torch_data import dihedral
+from lensr.data.writer import DatasetWriter
 from lensr.errors import LensrError
 from lensr.eval.classification import NORMALIZATION
 from lensr.models.checkpoint import load_checkpoint

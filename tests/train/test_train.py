@@ -88,14 +88,8 @@ def test_srgan_trains_generator_and_discriminator(tiny_h5, tmp_path):
     assert last["step"] == 7 and last["validated_step"] == 5
 
 
-def test_multistep_schedule_and_mse_loss(tiny_h5, tmp_path):
-    result = train(
-        cfg(model="edsr-tiny", loss="mse", schedule="multistep", max_epochs=2),
-        data=tiny_h5,
-        out_dir=tmp_path,
-        progress=False,
-    )
-    assert result.best.is_file()
+# The MSE loss, the multistep schedule, the LR sweep's choice and learning beyond bicubic:
+# tests/train/test_learning.py.
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ from lensr.data.store import open_dataset
 from lensr.errors import LensrError
 from lensr.infer.arrays import model_percentile, model_scale, upscale_array
 from lensr.infer.projection import project
+from lensr.infer.sky import prior_range, prior_warning, remove_sky, restore_sky
 from lensr.infer.uncertainty import predict_with_uncertainty
 from lensr.instrument.from_dataset import (
     LRInstrument,
@@ -54,16 +55,26 @@ class Runner:
         bar: tqdm,
         uncertainty: bool = False,
         instrument: InstrumentFn | None = None,
+        sky: str = "none",
         **options,
     ):
         self.models, self.factor, self.bar, self.options = models, factor, bar, options
         self.uncertainty, self.instrument = uncertainty, instrument
+        # lensr.infer.sky: pedestal removal and the out-of-prior check, recorded per image.
+        self.sky, self.sky_records, self.warnings = sky, [], []
 
     def __call__(
         self, images: np.ndarray, *, positions: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         step = self.options["batch_size"]
         parts, sigmas = [], []
+        records = []
+        if self.sky != "none":
+            meta = getattr(self.models[0], "metadata", None)
+            trained_sky_free = prior_range(meta) is not None
+            images, records = remove_sky(images, self.sky, sky_subtracted_prior=trained_sky_free)
+            self.sky_records += records
+            self.warnings += [prior_warning(r, meta) for r in records]
         for start in range(0, len(images), step):
             chunk = images[start : start + step]
             sr, sigma = self._one(
@@ -72,7 +83,7 @@ class Runner:
             parts.append(sr)
             sigmas.append(sigma)
             self.bar.update(len(sr))
-        sr = np.concatenate(parts)
+        sr = restore_sky(np.concatenate(parts), records)
         sigma = np.concatenate(sigmas) if self.uncertainty else None
         if self.factor != 1:
             sr = sr * np.float32(self.factor)

@@ -105,6 +105,7 @@ def predict_with_uncertainty(
     *,
     tta: bool = True,
     identity: np.ndarray | None = None,
+    calibrate: bool = True,
     **options,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and per-pixel std over ``models`` x 8 dihedral transforms: float32 (N, sH, sW) x 2.
@@ -135,7 +136,96 @@ def predict_with_uncertainty(
                 stats.add(out)
         else:
             stats.add(plain if plain is not None else upscale_array(lr, model, **options))
-    return stats.result()
+    mean, sigma = stats.result()
+    calib = calibration_of(models[0]) if calibrate and len(models) == 1 else None
+    if calib is not None:
+        sigma = apply_calibration(sigma, calib, image_scale(lr))
+    return mean, sigma
+
+
+# Calibration ---------------------------------------------------------------------------
+
+SCALE_PERCENTILE = 99.5
+"""Per-image brightness scale: this percentile of the LR image (known at inference time)."""
+
+
+def image_scale(lr: np.ndarray) -> np.ndarray:
+    """(N,) brightness scale of each LR image: its 99.5th percentile (>= 1e-12)."""
+    lr = np.asarray(lr, dtype=np.float64)
+    flat = lr.reshape(lr.shape[0], -1) if lr.ndim == 3 else lr.reshape(1, -1)
+    return np.maximum(np.percentile(flat, SCALE_PERCENTILE, axis=1), 1e-12)
+
+
+def coverage(err: np.ndarray, sigma: np.ndarray) -> dict[str, float]:
+    """Pooled fractions of ``err`` within 1 and 2 ``sigma`` (same-shape arrays)."""
+    err, sigma = np.abs(np.asarray(err)), np.asarray(sigma)
+    return {
+        "within_1sigma": float((err <= sigma).mean()),
+        "within_2sigma": float((err <= 2 * sigma).mean()),
+    }
+
+
+def apply_calibration(sigma: np.ndarray, calib: dict, scale) -> np.ndarray:
+    """Calibrated sigma ``a * sigma + b * scale`` (``scale``: per image, broadcast over pixels).
+
+    Example::
+
+        apply_calibration(sigma, {"a": 2.1, "b": 0.004}, image_scale(lr))
+    """
+    scale = np.asarray(scale, dtype=np.float64)
+    sigma = np.asarray(sigma, dtype=np.float64)
+    scale = scale.reshape(scale.shape + (1,) * (sigma.ndim - scale.ndim))
+    return (calib["a"] * sigma + calib["b"] * scale).astype(np.float32)
+
+
+def fit_calibration(err, sigma, scale, *, n_b: int = 40) -> dict[str, float]:
+    """Fit ``a, b`` so that ``a * sigma + b * scale`` covers ``|err|`` in 68.27 % of the
+    samples within 1 sigma and as close as possible to 95.45 % within 2 sigma.
+
+    ``err``, ``sigma`` and ``scale`` are 1-D samples (pixels pooled over calibration
+    images; ``scale`` the image's :func:`image_scale`). For each candidate floor ``b``
+    (quantiles of ``|err| / scale``), ``a`` is found by bisection to give 68.27 % exactly;
+    the ``b`` whose 2-sigma coverage is nearest 95.45 % wins. Raises ``LensrError`` on
+    empty input.
+
+    Example::
+
+        calib = fit_calibration(err, sigma, scale)   # {"a": ..., "b": ...}
+    """
+    err, sigma, scale = (
+        np.abs(np.asarray(v, dtype=np.float64)).ravel() for v in (err, sigma, scale)
+    )
+    if err.size == 0 or not err.size == sigma.size == scale.size:
+        raise LensrError("calibration needs matching, non-empty error and sigma samples")
+    t1, t2 = GAUSSIAN_COVERAGE["within_1sigma"], GAUSSIAN_COVERAGE["within_2sigma"]
+    rel = err / scale
+    best = None
+    for b in np.concatenate([[0.0], np.quantile(rel, np.linspace(0.01, t1, n_b))]):
+        lo, hi = 0.0, 1.0
+        while hi < 1e8 and (err <= hi * sigma + b * scale).mean() < t1:
+            hi *= 4
+        for _ in range(50):
+            mid = 0.5 * (lo + hi)
+            if (err <= mid * sigma + b * scale).mean() < t1:
+                lo = mid
+            else:
+                hi = mid
+        c2 = (err <= 2 * (hi * sigma + b * scale)).mean()
+        if best is None or abs(c2 - t2) < best[0]:
+            best = (abs(c2 - t2), float(hi), float(b))
+    return {"a": best[1], "b": best[2]}
+
+
+def calibration_of(model: nn.Module) -> dict | None:
+    """The sigma calibration stored in a checkpoint's sidecar (``sigma_calibration``), the
+    one fitted on the model's own training preset when there are several, else None."""
+    meta = getattr(model, "metadata", None) or {}
+    fits = meta.get("sigma_calibration") or []
+    if not fits:
+        return None
+    preset = (meta.get("data") or {}).get("preset")
+    own = [f for f in fits if f.get("preset") == preset]
+    return (own or fits)[-1]
 
 
 def calibration_per_image(

@@ -130,7 +130,7 @@ def train_physics(
     val_psnr_clean, val_ssim_clean, val_chi2, ...).
     """
     data, out_dir = Path(data), Path(out_dir)
-    ckpt = start_run(cfg, out_dir, resume)
+    ckpt = start_run(cfg, out_dir, resume, write=False)  # written once inputs are checked
     seed_run(cfg)
     train_pos, val_pos, info = _split(cfg, data)
     total = total_steps(cfg, -(-len(train_pos) // cfg.batch_size))
@@ -165,6 +165,7 @@ def train_physics(
         callbacks=callbacks,
         progress=progress,
         grad_clip=cfg.grad_clip,
+        save_config=True,
         # grid_sample's CUDA backward has no deterministic kernel: exact on CPU, warn on GPU.
         deterministic=True if cfg.accelerator == "cpu" else "warn",
     )

@@ -1,0 +1,175 @@
+"""Generalisation of SR models: pretrained (or given) models vs bicubic vs a model of the same
+architecture trained in distribution, on test sets from every preset.
+
+Per preset, ``--n`` pairs are simulated with held-out seeds (``seed + TEST_SEED_OFFSET``,
+never a training or validation pair of lensr.train.streaming). Every model is scored
+(project convention: per-image PSNR/SSIM after min-max normalising the target, mean over
+images) against the noise-free HR and against the noisy HR; the noise floor is the
+noise-free HR itself scored against the noisy HR. "seen" says whether the preset was in the
+model's training prior (its sidecar's ``data.presets``): presets a model never saw are its
+held-out presets. The in-distribution model (``--in-dist-steps`` > 0) is the first model's
+architecture trained by streaming on that preset alone, from the same seed.
+
+Usage::
+
+    python benchmarks/generalisation.py                                  # shipped models
+    python benchmarks/generalisation.py --checkpoint runs/x/best.safetensors \\
+        --presets sim,deeplense-1 --n 8 --size 64 --in-dist-steps 30 --json gen.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lensr.eval.metrics import score_images
+from lensr.infer.arrays import upscale_array
+from lensr.models.checkpoint import resolve_model
+from lensr.models.pretrained import pretrained_names
+from lensr.sim.config import preset_names
+from lensr.sim.render import Renderer
+from lensr.train.streaming import TEST_SEED_OFFSET, load_preset_spec
+
+
+def test_set(spec: str, *, n: int, seed: int, size: int | None = None):
+    """``n`` held-out (lr, hr, hr_clean) stacks of preset ``spec`` (HR side ``size``)."""
+    cfg = load_preset_spec(spec)
+    if size:
+        cfg = cfg.model_copy(update={"hr_size": size})
+    r = Renderer(cfg)
+    samples = [r.render(seed + TEST_SEED_OFFSET, i) for i in range(n)]
+    return tuple(np.stack([getattr(s, k) for s in samples]) for k in ("lr", "hr", "hr_clean"))
+
+
+def score(model, lr, hr, clean) -> dict[str, float]:
+    """Mean PSNR/SSIM of ``model`` on one test set, against the noise-free and noisy HR."""
+    sr = upscale_array(lr, model)
+    a, b = score_images(sr, clean), score_images(sr, hr)
+    return {
+        "psnr_clean": float(a["psnr"].mean()),
+        "ssim_clean": float(a["ssim"].mean()),
+        "psnr_noisy": float(b["psnr"].mean()),
+        "ssim_noisy": float(b["ssim"].mean()),
+    }
+
+
+def floor(hr, clean) -> dict[str, float]:
+    s = score_images(clean, hr)
+    return {"psnr_noisy": float(s["psnr"].mean()), "ssim_noisy": float(s["ssim"].mean())}
+
+
+def trained_on(model) -> list[str]:
+    data = (getattr(model, "metadata", {}) or {}).get("data", {})
+    return [p.split("/")[0] for p in data.get("presets", [])] if isinstance(data, dict) else []
+
+
+def in_distribution(model, spec: str, *, steps: int, seed: int, size: int | None, folder: Path):
+    """The architecture of ``model`` trained ``steps`` steps on pairs streamed from ``spec``."""
+    from lensr.train.config import TrainConfig
+    from lensr.train.fit import train
+
+    meta = model.metadata
+    kwargs = {k: v for k, v in meta["kwargs"].items() if k != "scale"}
+    training = meta.get("training", {})
+    cfg = TrainConfig(
+        model=meta["arch"],
+        model_kwargs=kwargs,
+        seed=seed,
+        patch=min(training.get("patch", 32), (size or 10**6) // meta["scale"]),
+        batch_size=training.get("batch_size", 16),
+        max_steps=steps,
+        max_epochs=10**6,
+        val_check_interval=max(1, steps),
+        max_val_images=8,
+    )
+    preset = spec
+    if size:  # a resized copy of the preset as a YAML file
+        cfg_sim = load_preset_spec(spec).model_copy(update={"hr_size": size})
+        preset = str(folder / f"{spec.replace('/', '_')}.yaml")
+        Path(preset).write_text(json.dumps(json.loads(cfg_sim.model_dump_json())))
+    out = folder / f"indist_{spec.replace('/', '_')}"
+    result = train(cfg, preset=preset, out_dir=out, progress=False)
+    return resolve_model(str(result.last))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=None, help="Shipped model names (default: all).")
+    ap.add_argument("--checkpoint", action="append", default=[], help="Checkpoint path(s).")
+    ap.add_argument("--presets", default="all", help="Comma-separated presets (default all).")
+    ap.add_argument("--n", type=int, default=64, help="Test pairs per preset.")
+    ap.add_argument("--size", type=int, default=None, help="HR side override (speed).")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--in-dist-steps", type=int, default=0, help="0: no in-distribution model.")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--json", type=Path, default=None, help="Write the results here too.")
+    args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    names = (args.models.split(",") if args.models else pretrained_names()) + args.checkpoint
+    if not names:
+        print("no pretrained model shipped and no --checkpoint given", file=sys.stderr)
+        return 2
+    models = {name: resolve_model(name) for name in names}
+    presets = preset_names() if args.presets == "all" else args.presets.split(",")
+    first = next(iter(models.values()))
+    rows, t0 = [], time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in presets:
+            lr, hr, clean = test_set(spec, n=args.n, seed=args.seed, size=args.size)
+            entries = {"bicubic": resolve_model("bicubic")} | models
+            if args.in_dist_steps > 0:
+                entries["in-distribution"] = in_distribution(
+                    first,
+                    spec,
+                    steps=args.in_dist_steps,
+                    seed=args.seed,
+                    size=args.size,
+                    folder=Path(tmp),
+                )
+            for name, model in entries.items():
+                prior = trained_on(model)
+                seen = spec.split("/")[0] in prior if prior else None  # None: bicubic
+                rows.append(
+                    {"preset": spec, "model": name, "seen": seen, **score(model, lr, hr, clean)}
+                )
+            rows.append(
+                {
+                    "preset": spec,
+                    "model": "noise floor (clean HR)",
+                    "seen": None,
+                    **floor(hr, clean),
+                }
+            )
+    print_table(rows)
+    print(
+        f"({args.n} pairs per preset, held-out seed {args.seed} + 2**33, {time.time() - t0:.0f} s)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = ("psnr_clean", "ssim_clean", "psnr_noisy", "ssim_noisy")
+    print("| preset | model | seen | PSNR clean | SSIM clean | PSNR noisy | SSIM noisy |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        seen = "" if r["seen"] is None else ("yes" if r["seen"] else "held out")
+        vals = " | ".join(
+            f"{r[c]:.4f}" if c.startswith("ssim") and c in r else f"{r[c]:.2f}" if c in r else ""
+            for c in cols
+        )
+        print(f"| {r['preset']} | {r['model']} | {seen} | {vals} |")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
