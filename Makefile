@@ -6,8 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_PIN ?= torch==2.13.0
 STAMP := $(VENV)/.lensr-installed
+DOCS_STAMP := $(VENV)/.lensr-docs-installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +26,18 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lensr demo
 
-test: $(STAMP)
+test: $(STAMP) docs
 	$(BIN)/python -m ruff check src tests benchmarks
 	$(BIN)/python -m pytest
+
+# The documentation site (docs/, mkdocs.yml) into build/docs; warnings are errors, so a
+# broken link or a docstring the API reference cannot render fails `make test` (~10 s).
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	@touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/python -m mkdocs build --strict --quiet
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check src tests benchmarks

@@ -33,7 +33,7 @@ LAYERS = (
     ("train",),
     ("report",),
     ("study", "pipeline"),  # pipeline.py: the study engine until lensr/study/ replaces it
-    ("cli",),
+    ("cli", "api", "api_inputs", "api_results"),  # api*: the Python face, beside the CLI
 )
 RANK = {top: i for i, names in enumerate(LAYERS) for top in names}
 

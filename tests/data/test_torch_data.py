@@ -23,9 +23,13 @@ def test_the_eight_dihedral_transforms_are_distinct_and_a_group():
     a = np.arange(12.0).reshape(3, 4)
     images = [dihedral(a, k) for k in range(8)]
     assert len({im.tobytes() + bytes(im.shape) for im in images}) == 8
-    for k in range(8):
-        inverse = next(j for j in range(8) if np.array_equal(dihedral(images[k], j), a))
-        assert inverse in range(8)
+    # The group written out by hand: four rotations, and four of the mirror image.
+    by_hand = [np.rot90(a, k) for k in range(4)] + [np.rot90(a[:, ::-1], k) for k in range(4)]
+    assert {im.tobytes() + bytes(im.shape) for im in images} == {
+        im.tobytes() + bytes(im.shape) for im in by_hand
+    }
+    for k in range(8):  # every transform has an inverse among the eight
+        assert any(np.array_equal(dihedral(images[k], j), a) for j in range(8))
 
 
 def test_patches_are_aligned_and_normalised(h5):
@@ -87,4 +91,11 @@ def test_split_is_seeded_disjoint_and_complete():
 def test_full_images_carry_the_noise_free_target(h5):
     lr, hr, clean, norm, label = FullImages(h5, [2])[0]
     assert lr.shape == (1, 32, 32) and hr.shape == clean.shape == (1, 64, 64)
-    assert label == 2 and float(norm) > 0 and clean.abs().sum() > 0
+    with open_dataset(h5) as ds:
+        want = {"lr": ds.lr[2], "hr": ds.hr[2], "hr_clean": ds.hr_clean[2]}
+    # One scale from the LR image alone (its 99.5th percentile), applied to all three.
+    assert float(norm) == pytest.approx(np.percentile(want["lr"], 99.5), rel=1e-6)
+    for got, key in ((lr, "lr"), (hr, "hr"), (clean, "hr_clean")):
+        np.testing.assert_allclose(got[0].numpy() * float(norm), want[key], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(want["hr"], want["hr_clean"])  # the noise-free target, not the noisy
+    assert label == 2

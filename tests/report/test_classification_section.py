@@ -30,3 +30,46 @@ def test_weak_hr_classifier_gets_a_warning(tmp_path, auc, warned):
     html = classification_section(_run(tmp_path, auc))
     assert ("barely separates the classes" in html) == warned
     assert "LR (bicubic)" in html and f"{auc:.4f}" in html
+
+
+def test_the_ladder_verdict_and_the_audit_attribution_are_stated(tmp_path):
+    from lensr.eval.ladder import write_ladder
+
+    names = ["none", "cdm", "axion"]
+
+    def s(mean):
+        return {"mean": mean, "std": 0.1, "ci_low": mean - 0.03, "ci_high": mean + 0.03, "n": 300}
+
+    files = {}
+    for rung, acc in (("faithful", 0.9), ("realistic", 0.5)):
+        path = tmp_path / f"{rung}.json"
+        variants = {
+            v: {"label": v, "accuracy": s(acc), "macro_auc": s(0.9)}
+            for v in ("HR", "LR (bicubic)", "SR")
+        }
+        path.write_text(
+            json.dumps({"n": 300, "class_names": names, "chance": 1 / 3, "variants": variants})
+        )
+        files[rung] = path
+    root = tmp_path / "run" / "classify"
+    write_ladder(files, out_dir=root / "ladder",
+                 roles={"faithful": "faithful", "realistic": "realistic"})  # fmt: skip
+    audit = {
+        "n": 300,
+        "class_names": names,
+        "variants": {},
+        "changed": {"count": 19, "fraction": 19 / 300},
+        "attribution": {
+            "any_sr": 16,
+            "any_sr_same_class": 15,
+            "cdm_training": 3,
+            "sr_all_changed": 22,
+        },  # fmt: skip
+    }
+    (root / "audit").mkdir()
+    (root / "audit" / "hallucination.json").write_text(json.dumps(audit))
+    html = classification_section(tmp_path / "run")
+    assert "The ladder: DeepLense-faithful to realistic" in html and "data:image/png" in html
+    assert "29 % of the above-chance accuracy survives realistic variation" in html
+    assert "16 of these 19 also change class under the SR model trained on all" in html
+    assert "3 change only under cdm-only SR" in html

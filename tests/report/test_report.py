@@ -22,7 +22,15 @@ from lensr.report import SECTIONS, build_report, section  # noqa: E402
 from lensr.report.components import fmt, fmt_stat  # noqa: E402
 from lensr.report.plots import training_curves_figure  # noqa: E402
 
-HEADINGS = ["Data", "Learning rate", "Training", "Results", "Pipeline", "Environment"]
+HEADINGS = [
+    "Summary of findings",
+    "Data",
+    "Learning rate",
+    "Training",
+    "Results",
+    "Pipeline",
+    "Environment",
+]
 CLASSES = ["none", "cdm", "axion"]
 
 
@@ -246,7 +254,8 @@ def test_full_report_sections_images_and_numbers(run_dir: Path):
         assert number in text, number
     assert "[36.32, 36.52]" in text  # the CI
     assert "+3.31" in text and "+0.0691" in text  # gains vs bicubic
-    assert "rcan-tiny beats bicubic by +3.31 dB PSNR" in text  # headline: noise-free target
+    assert "+1.51 dB [+1.40, +1.62] against the noisy HR" in text  # findings first
+    assert "+3.31 dB [+3.10, +3.52] against the noise-free HR over bicubic" in text
     assert "31.99" in text and "0.8765" in text  # best.json validation metrics
     assert "1,200" in text and "61.25" in text  # dataset summary
     assert "0.0003" in text and "0.0137" in text  # sweep

@@ -67,15 +67,41 @@ for _name, _command in COMMANDS.items():
 app.add_typer(classify.app, name="classify")
 
 
+try:  # typer >= 0.2x vendors its own click
+    from typer._click import exceptions as _click_errors
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click import exceptions as _click_errors
+
+_NO_ARGS = getattr(_click_errors, "NoArgsIsHelpError", ())
+
+
+def _fail(message: str) -> None:
+    # No emoji codes: "--force train:x: ..." must not print a cross.
+    err = Console(stderr=True, emoji=False)
+    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
 def main():
-    """Console entry point: user errors print one line and exit with status 2."""
+    """Console entry point: user errors (bad arguments, bad files, unwritable outputs) print
+    one line and exit with status 2."""
     try:
-        app()
-    except LensrError as exc:
-        # No emoji codes: "--force train:x: ..." must not print a cross.
-        err = Console(stderr=True, emoji=False)
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        code = app(standalone_mode=False)
+    except _NO_ARGS as exc:  # `lensr` or `lensr classify` alone: the help, as before
+        Console().print(exc.ctx.get_help(), highlight=False)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except _click_errors.UsageError as exc:  # bad option values: one line, not a box
+        where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+        _fail(f"{where}{' '.join(exc.format_message().split())}")
+    except LensrError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        # A file the user named cannot be written or read (read-only place, permission,
+        # full disk): one line naming it, never a traceback.
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        _fail(f"cannot access{where}: {exc.strerror or exc}")
+    except (KeyboardInterrupt, typer.Abort):
         Console(stderr=True).print("interrupted (a simulation can continue with --resume)")
         sys.exit(130)
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        sys.exit(code)  # typer.Exit(code) under standalone_mode=False

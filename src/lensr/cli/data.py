@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from lensr.cli.options import console
+from lensr.errors import LensrError
 
 
 def simulate(
@@ -28,10 +29,18 @@ def simulate(
     shard: str = typer.Option(None, help="K/N: make only part K (0-based) of N, for job arrays."),
     resume: bool = typer.Option(False, help="Continue an interrupted run of the same command."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+    engine: str = typer.Option(
+        None, help="lenstronomy (reference) or caustics (batched torch, GPU); default: preset's."
+    ),
 ):
     """Simulate HR/LR lens pairs with lenstronomy into an HDF5 dataset."""
+    from lensr.sim.config import load_sim_config
     from lensr.sim.run import simulate as run
 
+    if engine is not None:
+        if engine not in ("lenstronomy", "caustics"):
+            raise LensrError(f"--engine must be lenstronomy or caustics, got {engine!r}")
+        preset = load_sim_config(preset).model_copy(update={"engine": engine})
     path = run(
         preset,
         n=n,
@@ -66,6 +75,10 @@ def inspect(
     from lensr.data.inspect import preview_grid, summarize
     from lensr.data.store import open_dataset
 
+    if per_class < 1:
+        raise LensrError(f"--per-class must be at least 1, got {per_class}")
+    if png is not None and png.suffix.lower() not in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
+        raise LensrError(f"--png {png} should end in .png (or .pdf, .svg, .jpg)")
     with open_dataset(file) as ds:
         summary = summarize(ds)
         png = preview_grid(ds, png or file.with_suffix(".png"), per_class=per_class)
@@ -138,3 +151,14 @@ def models():
         params = count_parameters(create_model(info.name, **kwargs))
         table.add_row(info.name, info.family, f"{params:,}", info.description)
     console.print(table)
+    from lensr.models.pretrained import model_card, pretrained_names
+
+    shipped = Table("pretrained (--model NAME)", "architecture", "prior", "steps", "images seen")
+    for name in pretrained_names():
+        meta = model_card(name)
+        card = meta.get("card", {})
+        shipped.add_row(
+            name, meta.get("arch", "?"), str(card.get("prior", "?")),
+            f"{card.get('steps', '?')}", f"{card.get('images_seen', '?')}",
+        )
+    console.print(shipped if pretrained_names() else "pretrained: none shipped yet")

@@ -69,7 +69,9 @@ def evaluate_command(
     """Score baselines and checkpoints on a dataset: PSNR/SSIM with CIs, gains, figures,
     and the trust measures: LR chi-square, uncertainty calibration, projection."""
     from lensr.eval.evaluate import evaluate
+    from lensr.infer.arrays import torch_device
 
+    torch_device(device)  # before any work (and any progress bar)
     evaluate(
         data,
         model_specs(baselines, models),

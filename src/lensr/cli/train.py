@@ -31,8 +31,14 @@ Lr = Annotated[float | None, typer.Option(help="Learning rate.")]
 
 @runtime_options
 def train(
-    data: Path = typer.Option(..., help="HDF5 dataset of HR/LR pairs."),
+    data: Path = typer.Option(None, help="HDF5 dataset of HR/LR pairs (or --preset)."),
     out: Path = typer.Option(..., help="Run folder (checkpoints, logs)."),
+    preset: str = typer.Option(
+        None,
+        help="Stream pairs simulated on the fly from preset(s) NAME[,NAME2...] instead of "
+        "--data (NAME/GLOB keeps a mixture preset's matching variants, e.g. 'generalist/space*').",
+    ),
+    preset_weights: str = typer.Option(None, help="Mixture weights of --preset, e.g. 3,1."),
     resume: bool = typer.Option(False, help="Continue an interrupted run in OUT."),
     config: TrainYaml = None,
     model: ModelName = None,
@@ -65,7 +71,13 @@ def train(
             **runtime,
         },
     )
-    result = run(cfg, data=data, out_dir=out, resume=resume)
+    if (data is None) == (preset is None):
+        raise LensrError("give exactly one of --data FILE and --preset NAME[,NAME...]")
+    if preset_weights is not None and preset is None:
+        raise LensrError("--preset-weights needs --preset")
+    result = run(
+        cfg, data=data, preset=preset, preset_weights=preset_weights, out_dir=out, resume=resume
+    )
     if not is_global_zero():
         return
     m = result.best_metrics["metrics"]
@@ -88,6 +100,9 @@ def lr_sweep(
     """Train one model briefly at several learning rates; plot their validation-loss curves."""
     from lensr.train.config import TrainConfig
     from lensr.train.lr_sweep import lr_sweep as run
+
+    if steps < 2:  # a curve needs at least two points (the study's SweepSpec says the same)
+        raise LensrError(f"--steps must be at least 2, got {steps}")
 
     try:
         rates = tuple(float(v) for v in lrs.split(","))

@@ -34,7 +34,8 @@ from lensr.data.import_layouts import (
     plan_pairs,
     resolve_layout,
 )
-from lensr.data.store import DatasetWriter, check_output_path
+from lensr.data.store import check_output_path
+from lensr.data.writer import DatasetWriter
 from lensr.errors import LensrError
 
 DEFAULT_CLASS_SCALE = 2

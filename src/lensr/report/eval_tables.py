@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lensr.eval.tables import clear_best
 from lensr.report.components import (
     TARGET_EXPLAINED,
     TARGET_LABELS,
@@ -25,6 +26,7 @@ from lensr.report.components import (
     read_json,
     table,
 )
+from lensr.report.physics import physics_html
 
 
 def _score(model: dict, target: str, metric: str, cls: str | None = None) -> dict | None:
@@ -34,12 +36,18 @@ def _score(model: dict, target: str, metric: str, cls: str | None = None) -> dic
     return value if isinstance(value, dict) else None
 
 
-def _best(models: list[dict], target: str, metric: str, cls: str | None = None) -> float | None:
-    means = [as_finite((_score(m, target, metric, cls) or {}).get("mean")) for m in models]
-    means = [v for v in means if v is not None]
-    if not means:
+def _best(models: list[dict], target: str, metric: str, cls: str | None = None) -> str | None:
+    """The name of the clear best model (interval apart from the runner-up's), else None."""
+    named = [(m["name"], _score(m, target, metric, cls)) for m in models]
+    named = [
+        (n, s)
+        for n, s in named
+        if s and all(as_finite(s.get(k)) is not None for k in ("mean", "ci_low", "ci_high"))
+    ]
+    if len(named) < 2:
         return None
-    return min(means) if metric == "mse" else max(means)
+    at = clear_best([s for _, s in named], higher=metric != "mse")
+    return None if at is None else named[at][0]
 
 
 def _metric_cells(models: list[dict], model: dict, target: str, cls: str | None) -> list[str]:
@@ -47,8 +55,7 @@ def _metric_cells(models: list[dict], model: dict, target: str, cls: str | None)
     for metric, ci in (("mse", False), ("psnr", True), ("ssim", True)):
         s = _score(model, target, metric, cls)
         text = fmt_stat(s, kind=metric, ci=ci)
-        best = _best(models, target, metric, cls)
-        if s is not None and best is not None and as_finite(s.get("mean")) == best:
+        if s is not None and _best(models, target, metric, cls) == model["name"]:
             text = f"<strong>{text}</strong>"
         cells.append(text)
     return cells
@@ -125,6 +132,9 @@ def eval_html(run_dir: Path, eval_dir: Path) -> str:
     ]
     targets = metrics.get("targets") or ["noisy", "clean"]
     parts.extend(_target_html(metrics, t) for t in targets)
+    physics = physics_html(metrics)
+    if physics:
+        parts.append(physics)
     figures = metrics.get("figures") or {}
     examples = metrics.get("examples") or []
     shown = f" (images {', '.join(f'#{i}' for i in examples)})" if examples else ""

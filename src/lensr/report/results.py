@@ -1,4 +1,4 @@
-"""The page header with its headline results, and the Results section (``eval/*`` of a run).
+"""The page header, and the Results section (``eval/*`` of a run).
 
 Example::
 
@@ -11,72 +11,25 @@ from datetime import datetime
 from pathlib import Path
 
 from lensr.report.components import (
-    TARGET_LABELS,
-    as_finite,
     esc,
     explain,
-    fmt,
-    fmt_stat,
     guarded,
     note,
-    read_json,
     section,
     subdirs,
 )
 from lensr.report.eval_tables import eval_html
 from lensr.report.run_info import study_name
-
-
-def _eval_dirs(run_dir: Path) -> list[Path]:
-    return [d for d in subdirs(run_dir / "eval") if (d / "metrics.json").exists()]
-
-
-def _gain(summary: dict, *, kind: str, unit: str) -> str:
-    """``+X unit [low, high]`` with the value and unit in bold."""
-    interval = fmt_stat({**summary, "mean": None}, kind=kind, sign=True).removeprefix("–")
-    return f"<strong>{fmt(summary['mean'], kind=kind, sign=True)} {esc(unit)}</strong>{interval}"
-
-
-def _headline_for(metrics: dict, name: str) -> list[str]:
-    """One sentence per trained network: its gain over bicubic, with intervals."""
-    gains = metrics["gains_vs_bicubic"]
-    target = "clean" if gains.get("clean") else next(iter(gains))
-    baselines = {m["name"] for m in metrics.get("models", []) if m.get("params") == 0}
-    per_model = {m: g for m, g in gains[target].items() if m not in baselines}
-    if not per_model:
-        raise ValueError("no trained model in gains_vs_bicubic")
-    against = f"the {TARGET_LABELS.get(target, target)}"
-    lines = []
-    for model in sorted(per_model, key=lambda m: -(as_finite(per_model[m]["psnr"]["mean"]) or 0)):
-        psnr, ssim = per_model[model]["psnr"], per_model[model]["ssim"]
-        better = (as_finite(psnr["ci_low"]) or 0) > 0 and (as_finite(ssim["ci_low"]) or 0) > 0
-        verb = "beats bicubic by" if better else "vs bicubic:"
-        lines.append(
-            f"<strong>{esc(model)}</strong> {verb} "
-            f"{_gain(psnr, kind='psnr', unit='dB PSNR')} and "
-            f"{_gain(ssim, kind='ssim', unit='SSIM')} against {esc(against)} "
-            f'<span class="muted">(eval “{esc(name)}”, {fmt(metrics.get("n"), kind="int")} '
-            f"images, 95 % bootstrap intervals)</span>"
-        )
-    return lines
+from lensr.report.summary import eval_verdict
 
 
 def header(run_dir: Path) -> str:
-    """Title, date and a headline result per evaluation."""
-    lines = []
-    for d in _eval_dirs(run_dir):
-        try:
-            lines += [
-                f"<p>{line}</p>" for line in _headline_for(read_json(d / "metrics.json"), d.name)
-            ]
-        except Exception:  # noqa: BLE001 - the Results section shows the note
-            continue
-    headline = '<div class="headline">' + "\n".join(lines) + "</div>" if lines else ""
+    """Title and date (the findings follow in the Summary section, first in the page)."""
     date = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
     return (
         f"<header>\n<h1>lensr study report: {esc(study_name(run_dir))}</h1>\n"
         f'<p class="muted">Run folder <code>{esc(run_dir.resolve())}</code> · '
-        f"report made {esc(date)}</p>\n{headline}\n</header>"
+        f"report made {esc(date)}</p>\n</header>"
     )
 
 
@@ -91,7 +44,8 @@ def results_section(run_dir: Path) -> str | None:
             "PSNR (dB) and SSIM (0 to 1) are higher-is-better, MSE lower-is-better; each is "
             "computed per image after min-max normalising the HR target to [0, 1] (the same "
             "map applied to the output), then averaged. Brackets are 95 % bootstrap intervals; "
-            "bold marks the best model in each column; img/s is inference throughput on the "
+            "bold marks the best model in a column only where its interval clears the runner-up's "
+            "(no bold: a tie); img/s is inference throughput on the "
             "machine listed under Environment."
         )
     ]
@@ -100,5 +54,8 @@ def results_section(run_dir: Path) -> str | None:
         if not (d / "metrics.json").exists():
             parts.append(note(f"eval/{d.name}/metrics.json is missing"))
             continue
+        verdict = guarded(f"eval/{d.name}/metrics.json", lambda d=d: eval_verdict(d) or "")
+        if verdict:
+            parts.append(f'<div class="headline">{verdict}</div>')
         parts.append(guarded(f"eval/{d.name}/metrics.json", lambda d=d: eval_html(run_dir, d)))
     return section("Results", "\n".join(parts))

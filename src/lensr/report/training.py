@@ -77,6 +77,47 @@ def _model_dirs(run_dir: Path) -> list[Path]:
     ]
 
 
+def convergence(model_dir: Path, best_step: object) -> tuple[int, bool] | None:
+    """(number of validation points, whether the best checkpoint is the last of them) from
+    the training log, or None without a readable validation curve."""
+    from lensr.report.plots import load_curves
+
+    try:
+        steps = load_curves(model_dir).get("val_psnr", ([], []))[0]
+    except Exception:  # noqa: BLE001 - the curves figure reports unreadable logs
+        return None
+    best = as_finite(best_step)
+    if not steps or best is None:
+        return None
+    return len(steps), best >= max(steps)
+
+
+def _convergence_notes(model_dirs: list[Path]) -> list[str]:
+    still, counts = [], []
+    for d in model_dirs:
+        try:
+            found = convergence(d, read_json(d / "best.json").get("step"))
+        except Exception:  # noqa: BLE001 - the table reports an unreadable best.json
+            continue
+        if found is None:
+            continue
+        counts.append(f"{d.name} {found[0]}")
+        if found[1]:
+            still.append(d.name)
+    parts = []
+    if still:
+        parts.append(
+            note(
+                f"Still improving: the best checkpoint of {', '.join(still)} is the last "
+                "validation point, so longer training would likely help; the scores below are "
+                "not converged."
+            )
+        )
+    if counts:
+        parts.append(f"<p>Validation points per curve: {esc(', '.join(counts))}.</p>")
+    return parts
+
+
 def _model_row(model_dir: Path) -> list[str]:
     info = read_json(model_dir / "best.json")
     m = info["metrics"]
@@ -139,6 +180,7 @@ def training_section(run_dir: Path) -> str | None:
             "validation images as training goes on. The table gives the checkpoint kept (the "
             "one with the highest validation PSNR) and its validation metrics."
         ),
+        *_convergence_notes(model_dirs),
         _curves_figure(run_dir, model_dirs),
     ]
     rows, notes = [], []

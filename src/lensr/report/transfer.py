@@ -6,6 +6,7 @@ from pathlib import Path
 
 from lensr.report.components import explain, guarded, section, subdirs
 from lensr.report.eval_tables import eval_html
+from lensr.report.summary import transfer_verdict
 
 
 def transfer_section(run_dir: Path) -> str | None:
@@ -13,7 +14,9 @@ def transfer_section(run_dir: Path) -> str | None:
     domains = [d for d in subdirs(run_dir / "transfer") if (d / "eval").is_dir()]
     if not domains:
         return None
-    parts = [
+    verdict = transfer_verdict(run_dir)
+    parts = [f'<div class="headline">{verdict}</div>'] if verdict else []
+    parts += [
         explain(
             "Models trained on simulations, applied to a telescope-like domain: as they are "
             "(sim only), trained on the domain's few pairs from scratch (domain only), "

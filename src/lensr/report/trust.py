@@ -34,8 +34,9 @@ IDEAL = {"within_1sigma": 0.683, "within_2sigma": 0.954}
 """Coverage of a calibrated Gaussian error bar."""
 CHI2_BANDS = ((0.8, "fits the LR noise"), (1.5, "consistent"), (3.0, "mildly inconsistent"))
 """Upper bounds of chi2/pixel for each plain-language reading; above the last: inconsistent."""
-OVERCONFIDENT, UNDERCONFIDENT = 0.5, 0.85
-"""Within-1-sigma fractions below / above which sigma is called too small / too large."""
+OVERCONFIDENT, UNDERCONFIDENT = 0.63, 0.73
+"""Within-1-sigma fractions below / above which sigma is called too small / too large
+(the ideal 0.683 +- 0.05)."""
 UNINFORMATIVE = 0.02
 """Below this within-1-sigma fraction sigma is ~0 everywhere (a symmetric model)."""
 
@@ -47,7 +48,7 @@ def _has_trust(metrics: dict) -> bool:
     ) or bool((metrics.get("trust") or {}).get("notes"))
 
 
-def _chi2_reading(summary: dict | None) -> str:
+def chi2_reading(summary: dict | None) -> str:
     mean = as_finite((summary or {}).get("mean"))
     if mean is None:
         return ""
@@ -57,7 +58,7 @@ def _chi2_reading(summary: dict | None) -> str:
     return "inconsistent with the LR data"
 
 
-def _sigma_reading(calibration: dict | None) -> str:
+def sigma_reading(calibration: dict | None) -> str:
     within = as_finite(((calibration or {}).get("within_1sigma") or {}).get("mean"))
     if within is None:
         return ""
@@ -75,22 +76,84 @@ def _fraction(value: object) -> str:
     return "–" if number is None else f"{number:.3f}"
 
 
-def _trust_table(models: list[dict]) -> str:
+COVERAGE_CAPTION = (
+    "sigma coverage per model: raw dihedral sigma, and calibrated sigma (a·σ + b·LR scale, "
+    "fitted on the even-numbered test images) measured on the odd-numbered ones"
+)
+
+
+def trust_verdict(metrics: dict) -> str:
+    """One sentence: which models the LR chi2 flags, against the truth's own chi2, and
+    whether any raw sigma is calibrated."""
+    models = [m for m in metrics["models"] if "projected_from" not in m]
+    flagged = [
+        m["name"]
+        for m in models
+        if (as_finite(((m.get("chi2_lr") or {}).get("overall") or {}).get("mean")) or 0) >= 3
+    ]
+    truth = as_finite(((metrics.get("trust") or {}).get("truth_chi2_lr") or {}).get("mean"))
+    text = (
+        f"Flagged as inconsistent with the LR data (χ²/pixel ≥ 3): {', '.join(flagged)}"
+        if flagged
+        else "No model is flagged as inconsistent with the LR data (χ²/pixel < 3 for all)"
+    )
+    if truth is not None:
+        text += f"; the noise-free truth itself reads χ²/pixel {truth:.2f} on the same images"
+        if truth >= 3 and flagged:
+            text += " (so the flags point at the instrument model, not at the models)"
+    raw = [
+        (
+            m["name"],
+            as_finite(
+                ((m.get("calibration") or {}).get("overall") or {})
+                .get("within_1sigma", {})
+                .get("mean")
+            ),
+        )
+        for m in models
+        if (m.get("params") or 0) > 0
+    ]
+    raw = [(n, v) for n, v in raw if v is not None]
+    if raw:
+        text += "; raw σ within 1σ: " + ", ".join(f"{n} {v:.0%}" for n, v in raw) + " (ideal 68 %)"
+    return text + "."
+
+
+def _trust_table(models: list[dict], truth: dict | None = None) -> str:
     rows = []
     for m in models:
         chi2 = (m.get("chi2_lr") or {}).get("overall")
         calib = (m.get("calibration") or {}).get("overall")
         cells = [fmt_stat(chi2, kind="chi2") if chi2 else "–"]
         cells += [_fraction(((calib or {}).get(k) or {}).get("mean")) for k in IDEAL]
-        reading = "; ".join(r for r in (_chi2_reading(chi2), _sigma_reading(calib)) if r)
+        fit = m.get("sigma_calibration") or {}
+        cells += [
+            fmt_stat(fit.get(k), kind="ssim").replace(".0000", "") if fit.get(k) else "–"
+            for k in IDEAL
+        ]
+        reading = "; ".join(r for r in (chi2_reading(chi2), sigma_reading(calib)) if r)
         rows.append([esc(m["name"]), *cells, esc(reading or "–")])
+    if truth:
+        rows.append(
+            ["<em>noise-free HR (truth, measured)</em>", fmt_stat(truth, kind="chi2")]
+            + ["–"] * 4
+            + [esc(chi2_reading(truth) + ": the instrument model's yardstick")]
+        )
     rows.append(
         ['<span class="muted">ideal</span>', "≈ 1"]
-        + [_fraction(v) for v in IDEAL.values()]
+        + [_fraction(v) for v in IDEAL.values()] * 2
         + ['<span class="muted">a truthful, calibrated model</span>']
     )
-    header = ["model", "LR χ²/pixel [95 % CI]", "within 1σ", "within 2σ", "reading"]
-    return table(header, rows, numeric=(1, 2, 3))
+    header = [
+        "model",
+        "LR χ²/pixel [95 % CI]",
+        "raw: within 1σ",
+        "raw: within 2σ",
+        "calibrated, held out: within 1σ [95 % CI]",
+        "calibrated, held out: within 2σ [95 % CI]",
+        "reading",
+    ]
+    return table(header, rows, numeric=(1, 2, 3, 4, 5), caption=COVERAGE_CAPTION)
 
 
 def _projection_table(metrics: dict) -> str | None:
@@ -148,7 +211,8 @@ def _eval_trust_html(run_dir: Path, eval_dir: Path) -> str:
     if source:
         parts.append(f"<p>LR instrument: {esc(source)}.</p>")
     if any("chi2_lr" in m or "calibration" in m for m in originals):
-        parts.append(_trust_table(originals))
+        parts.insert(0, f'<div class="headline"><p>{esc(trust_verdict(metrics))}</p></div>')
+        parts.append(_trust_table(originals, trust.get("truth_chi2_lr")))
     projection = _projection_table(metrics)
     if projection:
         parts.append(projection)
