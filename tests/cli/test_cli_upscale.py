@@ -47,3 +47,35 @@ def test_consistent_needs_the_psf_of_plain_files(tiny_h5, tmp_path, runner):
     result = runner.invoke(app, [*args, *more])
     assert result.exit_code == 0, result.output
     assert np.load(tmp_path / "b.npy").shape == (2, 64, 64)
+
+
+def test_uncertainty_writes_the_calibrated_sigma(tmp_path, sr_ckpts, runner):
+    """With a ``sigma_calibration`` in the sidecar, sigma = a * raw + b * LR p99.5 per image;
+    without one, the raw dihedral sigma."""
+    import json
+    import shutil
+
+    from lensr.infer.uncertainty import image_scale
+
+    lr = lenses(2, seed=3)
+    np.save(tmp_path / "lr.npy", lr)
+    ckpt = tmp_path / "m" / "best.safetensors"
+    ckpt.parent.mkdir()
+    shutil.copy(sr_ckpts[0], ckpt)
+    shutil.copy(str(sr_ckpts[0]).replace(".safetensors", ".json"), ckpt.with_suffix(".json"))
+
+    def sigma(name: str) -> np.ndarray:
+        args = ["upscale", str(tmp_path / "lr.npy"), "--model", str(ckpt), "--uncertainty"]
+        result = runner.invoke(app, [*args, "--out", str(tmp_path / f"{name}.npy")])
+        assert result.exit_code == 0, result.output
+        return np.load(tmp_path / f"{name}_sigma.npy").astype(np.float64)
+
+    raw = sigma("raw")
+    assert raw.shape == (2, 40, 40) and raw.max() > 0  # an untrained CNN is not equivariant
+    info = json.loads(ckpt.with_suffix(".json").read_text())
+    info["sigma_calibration"] = [{"a": 2.5, "b": 0.03, "scale": "lr-p99.5", "preset": "x"}]
+    ckpt.with_suffix(".json").write_text(json.dumps(info))
+    calibrated = sigma("cal")
+    floor = 0.03 * image_scale(lr)[:, None, None]
+    np.testing.assert_allclose(calibrated, 2.5 * raw + floor, rtol=1e-5, atol=1e-7)
+    assert np.all(calibrated >= floor - 1e-7) and not np.allclose(calibrated, raw)

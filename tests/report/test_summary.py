@@ -23,6 +23,7 @@ def _s(mean, half=0.1, **more):
 def _model(name, params, noisy, clean, **more):
     def block(p):
         return {"overall": {"psnr": _s(p), "ssim": _s(0.9, 0.01), "mse": _s(1e-4, 1e-5)}}
+
     return {
         "name": name,
         "params": params,
@@ -44,6 +45,8 @@ def _run(tmp_path: Path) -> Path:
         return {"overall": {"within_1sigma": _s(w1, 0.01), "within_2sigma": _s(w2, 0.01)}}
 
     fit = {"a": 2.0, "b": 0.001, "within_1sigma": _s(0.69, 0.02), "within_2sigma": _s(0.95, 0.01)}
+    levels = [0.1, 0.5, 0.683, 0.954, 0.99]
+    fit["reliability"] = {"levels": levels, "raw": [v / 2 for v in levels], "calibrated": levels}
     metrics = {
         "dataset": "test.h5",
         "n": 20,
@@ -80,6 +83,12 @@ def _run(tmp_path: Path) -> Path:
         "paired": {
             "noisy": [_pair("rcan-tiny", "srresnet-tiny", 0.1, 0.3)],
             "clean": [_pair("rcan-tiny", "srresnet-tiny", 1.5, 0.2)],
+        },
+        "physics": {
+            "models": {
+                "bicubic": {"flux_error": _s(-0.05, 0.01), "radius_error": _s(0.004, 0.001)},
+                "rcan-tiny": {"flux_error": _s(0.01, 0.005), "radius_error": _s(0.0005, 0.001)},
+            }
         },
         "trust": {
             "lr_instrument": "simulation",
@@ -141,7 +150,7 @@ def test_coverage_table_and_no_bold_for_a_tie(tmp_path):
     html = build_report(_run(tmp_path)).read_text()
     trust = html[html.index('<section id="trust">') :]
     table = trust[trust.index("<table>") : trust.index("</table>")]
-    assert "calibrated, held out: within 1σ" in table
+    assert "calibrated σ (held out): within 1σ" in table
     cells = [
         re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", r) for r in re.findall(r"<tr>.*?</tr>", table)
     ]
@@ -154,3 +163,32 @@ def test_coverage_table_and_no_bold_for_a_tie(tmp_path):
     noisy = results[results.index("Against the noisy HR") : results.index("Against the noise-free")]
     assert "<strong>33.50" not in noisy  # rcan's 33.5 overlaps srresnet's 33.4: a tie
     assert "<strong>42.50" in results  # clear on the noise-free HR
+
+
+def test_summary_states_physics_and_table_md_the_paired_differences(tmp_path):
+    from lensr.eval.tables import markdown_tables
+
+    run = _run(tmp_path)
+    html = build_report(run).read_text()
+    first = html.index("<section")
+    summary = _text(html[first : html.index("</section>", first)]).replace("&#x27;", "'")
+    # rcan's flux error (+1.00 % [+0.50, +1.50]) is closer to the truth than bicubic's -5 %;
+    # its ring-radius interval covers 0, bicubic's (+3.0 .. +5.0 mas) does not.
+    assert (
+        "rcan-tiny's flux error in the arc region +1.00 % [+0.50, +1.50] against bicubic's "
+        "-5.00 % [-6.00, -4.00] (closer to the truth)" in summary
+    )
+    assert (
+        "ring-radius error +0.5 mas [-0.5, +1.5] against bicubic's +4.0 mas [+3.0, +5.0] "
+        "(closer to the truth)" in summary
+    )
+    trust = html[html.index('<section id="trust">') :]
+    assert "reliability diagrams" in trust
+    assert (run / "report_assets" / "reliability_sim-test.png").is_file()
+    metrics = json.loads((run / "eval" / "sim-test" / "metrics.json").read_text())
+    text = markdown_tables(metrics)
+    assert "Paired differences between models" in text
+    tie = "| rcan-tiny − srresnet-tiny | +0.10 [-0.20, +0.40] | +0.0000 [-0.0100, +0.0100] | tie |"
+    assert tie in text
+    assert "| rcan-tiny − srresnet-tiny | +1.50 [+1.30, +1.70] |" in text
+    assert "rcan-tiny better |" in text

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lensr.eval.consistency import trust_figure
-from lensr.eval.figures import comparison_figure, residual_figure
+from lensr.eval.figures import comparison_figure, image_meta, residual_figure
 from lensr.eval.model_runs import METRICS
 from lensr.eval.output_dir import Writer
 from lensr.eval.trust_measures import CALIBRATION_KEYS
@@ -77,6 +77,9 @@ def trust_figure_writer(ds, entries, index, classes) -> dict[str, Writer]:
     rows = [
         {
             "label": f"{name} · #{int(index[f.position])} · {classes[f.position]}",
+            "model": name,
+            "image": f"#{int(index[f.position])} · {classes[f.position]}",
+            "reference": f.truth,
             "sr": f.sr,
             "chi2": f.chi2_map,
             "sigma": f.sigma,
@@ -87,7 +90,7 @@ def trust_figure_writer(ds, entries, index, classes) -> dict[str, Writer]:
     error_label = "|SR - noise-free HR|" if ds.hr_clean is not None else "|SR - HR|"
 
     def write(path: Path) -> None:
-        trust_figure(rows, path, error_label=error_label)
+        trust_figure(rows, path, error_label=error_label, meta=image_meta(ds.attrs))
 
     return {TRUST_FIGURE["trust"]: write}
 
@@ -101,9 +104,12 @@ def figure_writers(ds, entries, positions, labels_of_examples, has_clean) -> dic
     lr, hr = ds.lr[idx], ds.hr[idx]
     clean = ds.hr_clean[idx] if has_clean else None
     preds = {e.name: np.stack(e.examples) for e in entries}
+    meta = image_meta(ds.attrs)
 
     def comparison(path: Path) -> None:
-        comparison_figure(lr, preds, hr, path, hr_clean=clean, row_labels=labels_of_examples)
+        comparison_figure(
+            lr, preds, hr, path, hr_clean=clean, row_labels=labels_of_examples, meta=meta
+        )
 
     def residuals(path: Path) -> None:
         target, label = (clean, "noise-free HR") if has_clean else (hr, "HR")

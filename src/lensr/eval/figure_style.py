@@ -33,9 +33,21 @@ DPI = 100
 """PNG resolution: at 1 in = 96 CSS px the page shows it at about one pixel per pixel."""
 MAX_COLUMNS = 5
 """Most image panels side by side; wider comparisons wrap onto more rows."""
+CMAP_LEVELS = 64
+"""Colours per colour map: steps of 1/64 of the range are below what the eye separates,
+and three maps plus text fit one 256-colour palette (the page embeds palette PNGs)."""
+ZOOM_COLOR = "#ff3b30"
+
+
+def colormap(name: str):
+    """The matplotlib colour map ``name`` with :data:`CMAP_LEVELS` levels (its name kept)."""
+    from matplotlib import colormaps
+
+    return colormaps[name].resampled(CMAP_LEVELS)
+
+
 IMAGE_CMAP = "magma"
 RESIDUAL_CMAP = "RdBu_r"
-ZOOM_COLOR = "#ff3b30"
 
 
 def image_meta(attrs: dict | None) -> dict:

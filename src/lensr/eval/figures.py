@@ -37,6 +37,7 @@ from lensr.eval.figure_style import (  # noqa: F401 - re-exported for the other 
     blank_axis,
     brightness_label,
     colorbar,
+    colormap,
     image_meta,
     new_figure,
     robust_limits,
@@ -185,7 +186,7 @@ def comparison_layout(
         for k, (ax, (title, images, zoomed)) in enumerate(zip(block, panels, strict=True)):
             im = ax.imshow(
                 images[i],
-                cmap=IMAGE_CMAP,
+                cmap=colormap(IMAGE_CMAP),
                 vmin=vmin,
                 vmax=vmax,
                 extent=extent,
@@ -267,7 +268,11 @@ def residual_layout(
         vmax = float(np.percentile(np.abs(np.stack(list(res.values()))), 99.5)) or 1e-12
         for ax, name in zip(block, names, strict=True):
             im = ax.imshow(
-                res[name], cmap=RESIDUAL_CMAP, vmin=-vmax, vmax=vmax, interpolation="nearest"
+                res[name],
+                cmap=colormap(RESIDUAL_CMAP),
+                vmin=-vmax,
+                vmax=vmax,
+                interpolation="nearest",
             )
             blank_axis(ax)
             rms = float(np.sqrt(np.mean(res[name] ** 2)))
@@ -278,11 +283,14 @@ def residual_layout(
                 transform=ax.transAxes,
                 fontsize=FONT_PT,
                 color="black",
-                bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1.5},
+                bbox={"facecolor": "white", "alpha": 1.0, "edgecolor": "none", "pad": 1.5},
             )
             ax.set_title(wrap_title(name), fontsize=FONT_PT)
         block[0].set_ylabel(labels[i], fontsize=10, fontweight="bold")
-        colorbar(fig, im, block, f"(model − {target_label}) / {target_label}\nrange (normalised)")
+        colorbar(fig, im, block, "residual / range\n(normalised)")
+    fig.suptitle(
+        f"residual = (model − {target_label}) / ({target_label} max − min)", fontsize=FONT_PT + 1
+    )
     return fig
 
 

@@ -1,7 +1,8 @@
 """The Markdown tables of an ``evaluate`` run (``table.md``), made from its ``metrics.json``.
 
 Per target (noisy and noise-free HR): a table of MSE, PSNR and SSIM with 95 % intervals
-and throughput, best values in bold, and the paired gains over bicubic below it; then the
+and throughput, best values in bold, the paired gains over bicubic and the paired
+differences between every two models below it; then the
 "Can we trust it?" table (LR chi-square and sigma calibration per model) with the notes.
 
 Example::
@@ -95,6 +96,26 @@ def _gain_table(gains: dict[str, dict]) -> list[str]:
     return lines
 
 
+def _paired_table(pairs: list[dict]) -> list[str]:
+    """Every pair of models, a minus b over the same images (paired bootstrap); "tie"
+    where the 95 % interval covers 0."""
+    lines = [
+        "Paired differences between models (a − b over the same images, paired bootstrap; "
+        "tie: the 95 % interval covers 0):",
+        "",
+        "| a − b | ΔPSNR (dB) [95 % CI] | ΔSSIM [95 % CI] | PSNR verdict |",
+        "|:--|--:|--:|:--|",
+    ]
+    for pair in pairs:
+        p, s = _fmt_ci(pair["psnr"], 2, signed=True), _fmt_ci(pair["ssim"], 4, signed=True)
+        if not pair["psnr"].get("significant"):
+            verdict = "tie"
+        else:
+            verdict = f"{pair['a'] if pair['psnr']['mean'] > 0 else pair['b']} better"
+        lines.append(f"| {pair['a']} − {pair['b']} | {p[0]} {p[1]} | {s[0]} {s[1]} | {verdict} |")
+    return lines
+
+
 def markdown_tables(result: dict) -> str:
     """The ``table.md`` text of an ``evaluate`` result (or a loaded ``metrics.json``).
 
@@ -115,6 +136,9 @@ def markdown_tables(result: dict) -> str:
         gains = result.get("gains_vs_bicubic", {}).get(target)
         if gains:
             lines += [""] + _gain_table(gains)
+        pairs = (result.get("paired") or {}).get(target)
+        if pairs:
+            lines += [""] + _paired_table(pairs)
     lines += _trust_table(result)
     return "\n".join(lines) + "\n"
 

@@ -155,7 +155,33 @@ def sigma_calibration(e: ModelRun, boot: dict) -> dict | None:
         out[key] = bootstrap_summary([p[key] for p in per_image], **boot)
     raw = [coverage(err_i, s_i) for err_i, s_i, _ in samples["test"]]
     out["raw"] = {k: float(np.mean([p[k] for p in raw])) for k in CALIBRATION_KEYS}
+    err, sigma, scale = (np.concatenate(v) for v in zip(*samples["test"], strict=True))
+    out["reliability"] = reliability(err, sigma, calib["a"] * sigma + calib["b"] * scale)
     return out
+
+
+RELIABILITY_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.683, 0.8, 0.9, 0.954, 0.99)
+"""Nominal levels of the reliability diagram (0.683 and 0.954: within 1 and 2 sigma)."""
+
+
+def reliability(err, raw_sigma, calibrated_sigma) -> dict[str, list[float]]:
+    """Observed coverage at each nominal level of :data:`RELIABILITY_LEVELS`: the fraction
+    of held-out pixels with ``|err| <= z * sigma``, z the Gaussian two-sided quantile of
+    the level (1.0 at 0.683), for the raw and the calibrated sigma (pooled pixel samples).
+
+    Example::
+
+        reliability(err, s, 2 * s)["calibrated"]   # one fraction per level
+    """
+    from scipy.special import ndtri
+
+    err = np.abs(np.asarray(err, dtype=np.float64))
+    z = ndtri((1.0 + np.asarray(RELIABILITY_LEVELS)) / 2.0)
+    return {
+        "levels": list(RELIABILITY_LEVELS),
+        "raw": [float((err <= k * np.asarray(raw_sigma)).mean()) for k in z],
+        "calibrated": [float((err <= k * np.asarray(calibrated_sigma)).mean()) for k in z],
+    }
 
 
 def store_calibrations(entries: list[ModelRun], result: dict, dataset) -> None:

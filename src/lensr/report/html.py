@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from lensr.errors import LensrError
+from lensr.io import file_lock
 from lensr.report.components import SectionBuilder, describe_error, esc, note
 from lensr.report.results import header
 from lensr.report.run_info import study_name
@@ -75,6 +76,7 @@ th, td { padding: 4px 10px; border-bottom: 1px solid var(--line); text-align: le
 thead th { border-bottom: 2px solid var(--line); background: #fff; }
 tbody tr:nth-child(even) { background: var(--zebra); }
 .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+th.num { white-space: normal; }
 table.kv th { font-weight: 600; white-space: nowrap; }
 details { margin: 6px 0 14px; }
 summary { cursor: pointer; color: var(--accent); }
@@ -151,13 +153,14 @@ def build_report(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise LensrError(f"run folder {run_dir} does not exist (or is not a folder)")
-    fragments = render_sections(run_dir, SECTIONS if sections is None else sections)
-    if not fragments:
-        raise LensrError(
-            f"{run_dir} holds no study outputs (study.yaml, stages.json, environment.json, "
-            "data/, lr_sweep/, models/, eval/): nothing to report"
-        )
-    body = "\n".join([header(run_dir), _toc(fragments), *fragments])
     path = Path(out) if out is not None else run_dir / "report.html"
-    _atomic_write_text(path, render_page(f"lensr report: {study_name(run_dir)}", body))
+    with file_lock(path):  # a second report into `path` is refused, for the whole write
+        fragments = render_sections(run_dir, SECTIONS if sections is None else sections)
+        if not fragments:
+            raise LensrError(
+                f"{run_dir} holds no study outputs (study.yaml, stages.json, environment.json, "
+                "data/, lr_sweep/, models/, eval/): nothing to report"
+            )
+        body = "\n".join([header(run_dir), _toc(fragments), *fragments])
+        _atomic_write_text(path, render_page(f"lensr report: {study_name(run_dir)}", body))
     return path

@@ -3,7 +3,8 @@
 It states, from the run's own outputs: the winning network and the runner-up of each
 evaluation (``eval/*/metrics.json``) with both gains over bicubic (against the noisy and
 the noise-free HR) and whether they differ (a paired bootstrap over the same images,
-:mod:`lensr.eval.paired`: "tie" when its interval covers 0), the trust flags on both and
+:mod:`lensr.eval.paired`: "tie" when its interval covers 0), the winner's flux and
+ring-radius errors next to bicubic's (:func:`physics_sentence`), the trust flags on both and
 the noise-free truth's own LR chi-square; the transfer verdict per domain (scratch,
 fine-tuning, ADDA); the classification verdict (``classify/``, "not run" without it); and
 the scale caveat. The verdict sentences are also the opening lines of the Results,
@@ -159,8 +160,71 @@ def eval_verdict(eval_dir: Path) -> str | None:
                 + esc("; ".join(diffs))
                 + "."
             )
+    physics = physics_sentence(metrics, win)
+    if physics:
+        text += " " + esc(physics)
     flags = _trust_flags(metrics, [m["name"] for m in trained[:2]])
     return f"<p>{text}</p>" + (f"<p>{flags}</p>" if flags else "")
+
+
+PHYSICS_WORDS = (
+    ("flux_error", "flux error in the arc region", 100.0, "{:+.2f} %"),
+    ("radius_error", "ring-radius error", 1000.0, "{:+.1f} mas"),
+)
+
+
+def _has_ci(s: object) -> bool:
+    return isinstance(s, dict) and all(
+        as_finite(s.get(k)) is not None for k in ("mean", "ci_low", "ci_high")
+    )
+
+
+def _show(s: dict, factor: float, pattern: str) -> str:
+    """``+1.55 % [+1.31, +1.79]``: the mean with its interval, in ``pattern``'s unit."""
+    lo, hi = (pattern.format(s[k] * factor).split()[0] for k in ("ci_low", "ci_high"))
+    return f"{pattern.format(s['mean'] * factor)} [{lo}, {hi}]"
+
+
+def _closer(a: dict, b: dict) -> str:
+    """ " (closer to the truth)" when |a| < |b| with disjoint intervals of |error|,
+    " (further from the truth)" for the reverse, else ""."""
+
+    def abs_interval(s: dict) -> tuple[float, float] | None:
+        lo, hi = float(s["ci_low"]), float(s["ci_high"])
+        if lo <= 0 <= hi:
+            return None  # |error| may be 0: no ordering can be claimed
+        return tuple(sorted((abs(lo), abs(hi))))  # type: ignore[return-value]
+
+    ia, ib = abs_interval(a), abs_interval(b)
+    if ia is None and ib is not None:
+        return " (closer to the truth)"
+    if ia is None or ib is None:
+        return ""
+    if ia[1] < ib[0]:
+        return " (closer to the truth)"
+    if ib[1] < ia[0]:
+        return " (further from the truth)"
+    return ""
+
+
+def physics_sentence(metrics: dict, winner: str) -> str:
+    """One sentence: the winner's flux and ring-radius errors against the noise-free HR
+    next to bicubic's, with 95 % intervals; "" without physics metrics for both."""
+    models = (metrics.get("physics") or {}).get("models") or {}
+    if winner not in models or "bicubic" not in models:
+        return ""
+    bits = []
+    for key, words, factor, pattern in PHYSICS_WORDS:
+        a, b = models[winner].get(key), models["bicubic"].get(key)
+        if not _has_ci(a) or not _has_ci(b):
+            continue
+        bits.append(
+            f"{words} {_show(a, factor, pattern)} against bicubic's "
+            f"{_show(b, factor, pattern)}{_closer(a, b)}"
+        )
+    if not bits:
+        return ""
+    return f"Physics against the noise-free HR: {winner}'s " + "; ".join(bits) + "."
 
 
 def _domain_verdict(domain_dir: Path) -> str | None:

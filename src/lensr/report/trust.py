@@ -147,10 +147,10 @@ def _trust_table(models: list[dict], truth: dict | None = None) -> str:
     header = [
         "model",
         "LR χ²/pixel [95 % CI]",
-        "raw: within 1σ",
-        "raw: within 2σ",
-        "calibrated, held out: within 1σ [95 % CI]",
-        "calibrated, held out: within 2σ [95 % CI]",
+        "raw σ: within 1σ",
+        "raw σ: within 2σ",
+        "calibrated σ (held out): within 1σ [95 % CI]",
+        "calibrated σ (held out): within 2σ [95 % CI]",
         "reading",
     ]
     return table(header, rows, numeric=(1, 2, 3, 4, 5), caption=COVERAGE_CAPTION)
@@ -197,6 +197,32 @@ def _projection_table(metrics: dict) -> str | None:
     )
 
 
+RELIABILITY_CAPTION = (
+    "reliability diagrams: the fraction of held-out pixels (odd-numbered test images) whose "
+    "error against the noise-free HR lies within the Gaussian interval of each nominal "
+    "level, for the raw dihedral σ and for the calibrated σ; on the dotted diagonal σ is "
+    "calibrated, below it σ is too small (overconfident), above it too large"
+)
+
+
+def _reliability_html(run_dir: Path, eval_dir: Path, models: list[dict]) -> str | None:
+    """The reliability diagrams of the models whose metrics hold ``sigma_calibration``
+    ``reliability`` curves (drawn into ``report_assets/``), or None when none has them."""
+    from lensr.report.plots import reliability_figure
+
+    curves = {
+        m["name"]: (m.get("sigma_calibration") or {}).get("reliability")
+        for m in models
+        if isinstance((m.get("sigma_calibration") or {}).get("reliability"), dict)
+    }
+    if not curves:
+        return None
+    slug = "-".join(p for p in eval_dir.relative_to(run_dir).parts if p != "eval")
+    path = run_dir / "report_assets" / f"reliability_{slug}.png"
+    failed = guarded("reliability curves", lambda: str(reliability_figure(curves, path)) and "")
+    return failed or figure(path, caption=RELIABILITY_CAPTION, run_dir=run_dir)
+
+
 def _eval_trust_html(run_dir: Path, eval_dir: Path) -> str:
     metrics = read_json(eval_dir / "metrics.json")
     if not isinstance(metrics["models"], list):
@@ -213,6 +239,9 @@ def _eval_trust_html(run_dir: Path, eval_dir: Path) -> str:
     if any("chi2_lr" in m or "calibration" in m for m in originals):
         parts.insert(0, f'<div class="headline"><p>{esc(trust_verdict(metrics))}</p></div>')
         parts.append(_trust_table(originals, trust.get("truth_chi2_lr")))
+    reliability = _reliability_html(run_dir, eval_dir, originals)
+    if reliability:
+        parts.append(reliability)
     projection = _projection_table(metrics)
     if projection:
         parts.append(projection)
@@ -222,8 +251,10 @@ def _eval_trust_html(run_dir: Path, eval_dir: Path) -> str:
         parts.append(
             figure(
                 eval_dir / Path(str(name)).name,
-                caption="per model, the image its measures flag most (highest LR χ²): output, "
-                "χ² map on the LR grid, σ map and, on simulations, the actual error",
+                caption="the image each model's measures flag most (highest LR χ²), each "
+                "image once: its HR, then per model that flags it the χ² map on the LR "
+                "grid, the σ map and, on simulations, the actual error (one colour scale "
+                "per quantity; σ and error share theirs)",
                 run_dir=run_dir,
             )
         )
