@@ -36,6 +36,7 @@ from lensr.eval.classification import (
 )
 from lensr.eval.classify_inputs import classifier_for, count_images, load_sr, open_data, spec_text
 from lensr.eval.output_dir import check_out_dir, json_writer, write_all
+from lensr.io import file_lock
 
 SR_ALL, SR_CDM = "SR (all classes)", "SR (cdm only)"
 SR_CDM_PROJ = "SR (cdm only) + projection"
@@ -130,37 +131,41 @@ def hallucination_audit(
     if batch_size < 1:
         raise LensrError(f"batch size must be >= 1, got {batch_size}")
     out = check_out_dir(out_dir)
-    ds, owned = open_data(data)
-    try:
-        if consistent and (ds.params is None or not ds.attrs.get("config")):
-            raise LensrError(
-                f"{ds.path}: --consistent needs a simulated dataset (its LR instrument)"
+    with file_lock(out):  # a second run into `out` is refused, for the whole write
+        ds, owned = open_data(data)
+        try:
+            if consistent and (ds.params is None or not ds.attrs.get("config")):
+                raise LensrError(
+                    f"{ds.path}: --consistent needs a simulated dataset (its LR instrument)"
+                )
+            n = count_images(ds, max_images)
+            model = classifier_for(classifier, ds)
+            sources = {
+                HR: None,
+                SR_ALL: load_sr(sr_all, scale=ds.scale, name="sr_all"),
+                SR_CDM: load_sr(sr_cdm_only, scale=ds.scale, name="sr_cdm_only"),
+            }
+            derived = {SR_CDM_PROJ: (SR_CDM, _projector(ds))} if consistent else None
+            probs = classify_variants(
+                ds, model, sources, n=n, batch_size=batch_size, progress=progress, derived=derived
             )
-        n = count_images(ds, max_images)
-        model = classifier_for(classifier, ds)
-        sources = {
-            HR: None,
-            SR_ALL: load_sr(sr_all, scale=ds.scale, name="sr_all"),
-            SR_CDM: load_sr(sr_cdm_only, scale=ds.scale, name="sr_cdm_only"),
-        }
-        derived = {SR_CDM_PROJ: (SR_CDM, _projector(ds))} if consistent else None
-        probs = classify_variants(
-            ds, model, sources, n=n, batch_size=batch_size, progress=progress, derived=derived
-        )
-        labels, names = ds.labels[:n], ds.class_names
-        changed, picked = _pick_examples(probs, examples)
-        rows = _example_rows(ds, picked, probs, labels, names, sr=sources[SR_CDM])
-        result = _audit_result(ds, n, names, labels, probs, changed, rows)
-        result["classifier"] = spec_text(classifier)
-        result["models"] = {
-            SR_ALL: {"spec": spec_text(sr_all), "trained_on": _trained_on(sources[SR_ALL])},
-            SR_CDM: {"spec": spec_text(sr_cdm_only), "trained_on": _trained_on(sources[SR_CDM])},
-        }
-    finally:
-        if owned:
-            ds.close()
-    write_all(out, _audit_writers(result, rows, names))
-    return result
+            labels, names = ds.labels[:n], ds.class_names
+            changed, picked = _pick_examples(probs, examples)
+            rows = _example_rows(ds, picked, probs, labels, names, sr=sources[SR_CDM])
+            result = _audit_result(ds, n, names, labels, probs, changed, rows)
+            result["classifier"] = spec_text(classifier)
+            result["models"] = {
+                SR_ALL: {"spec": spec_text(sr_all), "trained_on": _trained_on(sources[SR_ALL])},
+                SR_CDM: {
+                    "spec": spec_text(sr_cdm_only),
+                    "trained_on": _trained_on(sources[SR_CDM]),
+                },
+            }
+        finally:
+            if owned:
+                ds.close()
+        write_all(out, _audit_writers(result, rows, names))
+        return result
 
 
 def _example_rows(ds, picked, probs, labels, names, *, sr: nn.Module) -> list[dict]:

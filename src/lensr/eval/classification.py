@@ -35,6 +35,7 @@ from lensr.data.store import LensDataset
 from lensr.errors import LensrError
 from lensr.eval.classify_inputs import classifier_for, count_images, load_sr, open_data, spec_text
 from lensr.eval.output_dir import check_out_dir, json_writer, write_all
+from lensr.io import file_lock
 from lensr.models.checkpoint import resolve_model
 
 PERCENTILE = 99.5
@@ -364,34 +365,37 @@ def evaluate_classifier(
     if batch_size < 1:
         raise LensrError(f"batch size must be >= 1, got {batch_size}")
     out = check_out_dir(out_dir)
-    ds, owned = open_data(data)
-    try:
-        n = count_images(ds, max_images)
-        model = classifier_for(classifier, ds)
-        sources: dict[str, nn.Module | None] = {
-            HR: None,
-            LR: resolve_model("bicubic", scale=ds.scale),
-        }
-        for name, spec in sr_models.items():
-            sources[f"SR: {name}"] = load_sr(spec, scale=ds.scale, name=name)
-        probs = classify_variants(ds, model, sources, n=n, batch_size=batch_size, progress=progress)
-        labels, names = ds.labels[:n], ds.class_names
-        metrics = {v: classification_metrics(labels, p, names) for v, p in probs.items()}
-        result = {
-            "dataset": str(ds.path),
-            "classifier": spec_text(classifier),
-            "sr_models": {name: spec_text(spec) for name, spec in sr_models.items()},
-            "n": int(n),
-            "class_names": names,
-            "class_counts": {c: int((labels == k).sum()) for k, c in enumerate(names)},
-            "variants": {v: _json_variant(m) for v, m in metrics.items()},
-            "figures": dict(FIGURES),
-        }
-    finally:
-        if owned:
-            ds.close()
-    write_all(out, _evaluation_writers(result, metrics, names))
-    return result
+    with file_lock(out):  # a second run into `out` is refused, for the whole write
+        ds, owned = open_data(data)
+        try:
+            n = count_images(ds, max_images)
+            model = classifier_for(classifier, ds)
+            sources: dict[str, nn.Module | None] = {
+                HR: None,
+                LR: resolve_model("bicubic", scale=ds.scale),
+            }
+            for name, spec in sr_models.items():
+                sources[f"SR: {name}"] = load_sr(spec, scale=ds.scale, name=name)
+            probs = classify_variants(
+                ds, model, sources, n=n, batch_size=batch_size, progress=progress
+            )
+            labels, names = ds.labels[:n], ds.class_names
+            metrics = {v: classification_metrics(labels, p, names) for v, p in probs.items()}
+            result = {
+                "dataset": str(ds.path),
+                "classifier": spec_text(classifier),
+                "sr_models": {name: spec_text(spec) for name, spec in sr_models.items()},
+                "n": int(n),
+                "class_names": names,
+                "class_counts": {c: int((labels == k).sum()) for k, c in enumerate(names)},
+                "variants": {v: _json_variant(m) for v, m in metrics.items()},
+                "figures": dict(FIGURES),
+            }
+        finally:
+            if owned:
+                ds.close()
+        write_all(out, _evaluation_writers(result, metrics, names))
+        return result
 
 
 def _evaluation_writers(result: dict, metrics: dict, names: list[str]) -> dict:

@@ -80,6 +80,7 @@ from lensr.eval.trust_measures import (
     with_projections,
 )
 from lensr.infer.arrays import upscale_array
+from lensr.io import file_lock
 from lensr.models import count_parameters
 
 TARGETS = ("noisy", "clean")
@@ -282,19 +283,20 @@ def evaluate(
     )
     ds = data if isinstance(data, LensDataset) else open_dataset(data)
     try:
-        return _evaluate(
-            ds,
-            models,
-            out=out,
-            names=model_names(models, names),
-            max_images=max_images,
-            batch_size=batch_size,
-            boot={"n_boot": n_boot, "seed": seed},
-            examples=examples,
-            device=device,
-            progress=progress,
-            trust=trust,
-        )
+        with file_lock(out):  # a second run into `out` is refused, for the whole write
+            return _evaluate(
+                ds,
+                models,
+                out=out,
+                names=model_names(models, names),
+                max_images=max_images,
+                batch_size=batch_size,
+                boot={"n_boot": n_boot, "seed": seed},
+                examples=examples,
+                device=device,
+                progress=progress,
+                trust=trust,
+            )
     finally:
         if ds is not data:
             ds.close()

@@ -70,6 +70,7 @@ from __future__ import annotations
 import copy
 import json
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import lightning as L
@@ -82,7 +83,7 @@ from lensr.data.normalize import lr_scale_np
 from lensr.data.store import dataset_provenance, open_dataset
 from lensr.data.torch_data import FullImages, H5Images, dihedral, split_indices
 from lensr.errors import LensrError
-from lensr.io import write_text
+from lensr.io import file_lock, write_text
 from lensr.models.checkpoint import save_checkpoint
 from lensr.train import transfer
 from lensr.train.adda_module import ADDAModule, Track
@@ -185,53 +186,55 @@ def adda(
     source, meta = transfer.load_source(checkpoint)
     src_attrs = transfer.check_data_scale(checkpoint, meta["scale"], source_data)
     tgt_attrs = transfer.check_data_scale(checkpoint, meta["scale"], target_data)
-    transfer.check_new_out(out_dir, "best.safetensors", "logs")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text(out_dir / "adda_config.json", cfg.model_dump_json(indent=2))
+    # Rank 0 only: DDP's other ranks re-run the command and must not contend for the lock.
+    with file_lock(out_dir) if is_global_zero() else nullcontext():
+        transfer.check_new_out(out_dir, "best.safetensors", "logs")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_text(out_dir / "adda_config.json", cfg.model_dump_json(indent=2))
 
-    seed_run(cfg)
-    src_train, _ = _split(source_data, cfg)
-    tgt_train, tgt_val = _split(target_data, cfg)
-    pairs = UnpairedLR(
-        source_data,
-        src_train,
-        target_data,
-        tgt_train,
-        patch=cfg.patch,
-        seed=cfg.seed,
-        n=cfg.steps * cfg.batch_size,
-    )
-    workers = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
-    train_loader = DataLoader(pairs, batch_size=cfg.batch_size, shuffle=False, **workers)
-    val_set = FullImages(target_data, tgt_val[: cfg.max_val_images]) if cfg.monitor else None
-    val_loader = DataLoader(val_set, batch_size=8, **workers) if val_set else None
+        seed_run(cfg)
+        src_train, _ = _split(source_data, cfg)
+        tgt_train, tgt_val = _split(target_data, cfg)
+        pairs = UnpairedLR(
+            source_data,
+            src_train,
+            target_data,
+            tgt_train,
+            patch=cfg.patch,
+            seed=cfg.seed,
+            n=cfg.steps * cfg.batch_size,
+        )
+        workers = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
+        train_loader = DataLoader(pairs, batch_size=cfg.batch_size, shuffle=False, **workers)
+        val_set = FullImages(target_data, tgt_val[: cfg.max_val_images]) if cfg.monitor else None
+        val_loader = DataLoader(val_set, batch_size=8, **workers) if val_set else None
 
-    monitor_cfg = _monitor_config(cfg, meta)
-    source_metrics = None
-    if val_loader:
-        source_metrics = transfer.validate_model(source, val_loader, monitor_cfg)
-    module = ADDAModule(source=source, cfg=cfg, monitor_cfg=monitor_cfg)
-    track = Track()
-    trainer = _trainer(cfg, out_dir, [track], progress)
-    with transfer.quiet_eval_mode_warning(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*but have no `val_dataloader`")
-        trainer.fit(module, train_loader, val_loader)
-    if val_loader is not None and (not track.history or track.history[-1]["step"] != cfg.steps):
-        trainer.validate(module, val_loader, verbose=False)
+        monitor_cfg = _monitor_config(cfg, meta)
+        source_metrics = None
+        if val_loader:
+            source_metrics = transfer.validate_model(source, val_loader, monitor_cfg)
+        module = ADDAModule(source=source, cfg=cfg, monitor_cfg=monitor_cfg)
+        track = Track()
+        trainer = _trainer(cfg, out_dir, [track], progress)
+        with transfer.quiet_eval_mode_warning(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*but have no `val_dataloader`")
+            trainer.fit(module, train_loader, val_loader)
+        if val_loader is not None and (not track.history or track.history[-1]["step"] != cfg.steps):
+            trainer.validate(module, val_loader, verbose=False)
 
-    info = {
-        "transfer": "adda",
-        "source_checkpoint": transfer.source_info(checkpoint, meta),
-        "source_metrics": source_metrics,
-        "normalization": NORMALIZATION,
-        "data": _provenance(target_data, tgt_attrs, len(tgt_train), len(val_set or [])),
-        "source_data": _provenance(source_data, src_attrs, len(src_train), 0),
-        "adda": json.loads(cfg.model_dump_json()),
-        "training": json.loads(monitor_cfg.model_dump_json()),
-        "target_hr_used_for": _hr_use(cfg),
-        "history": track.history,
-    }
-    return _export(module, track, info, cfg, out_dir)
+        info = {
+            "transfer": "adda",
+            "source_checkpoint": transfer.source_info(checkpoint, meta),
+            "source_metrics": source_metrics,
+            "normalization": NORMALIZATION,
+            "data": _provenance(target_data, tgt_attrs, len(tgt_train), len(val_set or [])),
+            "source_data": _provenance(source_data, src_attrs, len(src_train), 0),
+            "adda": json.loads(cfg.model_dump_json()),
+            "training": json.loads(monitor_cfg.model_dump_json()),
+            "target_hr_used_for": _hr_use(cfg),
+            "history": track.history,
+        }
+        return _export(module, track, info, cfg, out_dir)
 
 
 def _hr_use(cfg: ADDAConfig) -> str:

@@ -52,7 +52,13 @@ from lensr.train.classifier_module import (
     build_classifier,
 )
 from lensr.train.config import ClassifierConfig
-from lensr.train.trainer import make_trainer, seed_run, start_run, total_steps
+from lensr.train.trainer import (
+    claim_run_folder,
+    make_trainer,
+    seed_run,
+    start_run,
+    total_steps,
+)
 
 TASK = "classification"
 """The ``task`` recorded in a classifier's sidecar (SR checkpoints have none)."""
@@ -98,7 +104,7 @@ def train_classifier(
     total = total_steps(cfg, steps_per_epoch)
     model = build_classifier(cfg, num_classes=len(facts["names"]))
     module = ClassifierModule(model=model, cfg=cfg, total_steps=total, names=facts["names"])
-    ckpt = start_run(cfg, out_dir, resume)
+    ckpt = start_run(cfg, out_dir, resume, write=False)  # claim_run_folder writes, below
     metadata = {
         "task": TASK,
         "class_names": facts["names"],
@@ -119,11 +125,18 @@ def train_classifier(
         max_epochs=cfg.max_epochs,
         max_steps=cfg.max_steps,
     )
-    trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt if resume else None)
-    # Only rank 0 exports; every DDP rank must take the same branch below.
-    if trainer.strategy.broadcast(export.last_metrics.get("step")) != trainer.global_step:
-        # A step budget ended mid-epoch: validate (and export) the final weights too.
-        trainer.validate(module, val_loader, verbose=False)
+    # The run folder, locked against a second run for the whole write, with its config.
+    # Rank 0 only: DDP's other ranks re-run this function and must not contend for the lock.
+    lock = claim_run_folder(cfg, out_dir, resume) if trainer.is_global_zero else None
+    try:
+        trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt if resume else None)
+        # Only rank 0 exports; every DDP rank must take the same branch below.
+        if trainer.strategy.broadcast(export.last_metrics.get("step")) != trainer.global_step:
+            # A step budget ended mid-epoch: validate (and export) the final weights too.
+            trainer.validate(module, val_loader, verbose=False)
+    finally:
+        if lock is not None:
+            lock.release()
     best_metrics = trainer.strategy.broadcast(export.best_metrics)
     if not best_metrics:
         raise LensrError(f"no validation metrics were produced for {data}")

@@ -20,6 +20,7 @@ metrics, the data provenance and ``"transfer": "finetune"``.
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 from lightning.pytorch.callbacks import EarlyStopping
@@ -27,6 +28,7 @@ from torch import nn
 
 from lensr.data.normalize import SPEC as NORMALIZATION
 from lensr.errors import LensrError
+from lensr.io import file_lock
 from lensr.models.checkpoint import load_checkpoint, save_checkpoint
 from lensr.models.common import SRNet, split_parameters
 from lensr.train import transfer
@@ -155,32 +157,35 @@ def finetune(
     data, out_dir = Path(data), Path(out_dir)
     model, meta = transfer.load_source(checkpoint)
     transfer.check_data_scale(checkpoint, meta["scale"], data)
-    transfer.check_new_out(out_dir, "best.safetensors", "stage1", "stage2")
+    # Rank 0 only: DDP's other ranks re-run the command and must not contend for the lock.
+    with file_lock(out_dir) if is_global_zero() else nullcontext():
+        transfer.check_new_out(out_dir, "best.safetensors", "stage1", "stage2")
 
-    tcfg1 = stage_config(cfg, meta, lr=cfg.stage1_lr, epochs=max(cfg.stage1_epochs, 1))
-    seed_run(cfg, workers=False)
-    _, val_loader, _, _ = sr_loaders(tcfg1, data)
-    source_metrics = transfer.validate_model(model, val_loader, tcfg1)
+        tcfg1 = stage_config(cfg, meta, lr=cfg.stage1_lr, epochs=max(cfg.stage1_epochs, 1))
+        seed_run(cfg, workers=False)
+        _, val_loader, _, _ = sr_loaders(tcfg1, data)
+        source_metrics = transfer.validate_model(model, val_loader, tcfg1)
 
-    stages = []  # (name, config, upsampler only?)
-    if cfg.stage1_epochs:
-        stages.append(("stage1", tcfg1, True))
-    if cfg.stage2_epochs:
-        lr2 = cfg.stage1_lr * cfg.stage2_lr_factor
-        stages.append(("stage2", stage_config(cfg, meta, lr=lr2, epochs=cfg.stage2_epochs), False))
-    runs: dict[str, tuple[TrainResult, dict]] = {}
-    for name, tcfg, frozen in stages:
-        runs[name] = run_stage(
-            model,
-            tcfg,
-            frozen=frozen,
-            patience=cfg.patience,
-            data=data,
-            out_dir=out_dir / name,
-            progress=progress,
-        )
-        model, _ = load_checkpoint(runs[name][0].best)  # the next stage starts from here
-    return _export(runs, checkpoint, meta, cfg, source_metrics, out_dir)
+        stages = []  # (name, config, upsampler only?)
+        if cfg.stage1_epochs:
+            stages.append(("stage1", tcfg1, True))
+        if cfg.stage2_epochs:
+            lr2 = cfg.stage1_lr * cfg.stage2_lr_factor
+            tcfg2 = stage_config(cfg, meta, lr=lr2, epochs=cfg.stage2_epochs)
+            stages.append(("stage2", tcfg2, False))
+        runs: dict[str, tuple[TrainResult, dict]] = {}
+        for name, tcfg, frozen in stages:
+            runs[name] = run_stage(
+                model,
+                tcfg,
+                frozen=frozen,
+                patience=cfg.patience,
+                data=data,
+                out_dir=out_dir / name,
+                progress=progress,
+            )
+            model, _ = load_checkpoint(runs[name][0].best)  # the next stage starts from here
+        return _export(runs, checkpoint, meta, cfg, source_metrics, out_dir)
 
 
 def _export(runs, checkpoint, meta, cfg, source_metrics, out_dir: Path) -> Path:

@@ -69,13 +69,9 @@ def save_run_config(cfg, out_dir: Path) -> None:
 
 
 def claim_run_folder(cfg, out_dir: Path, resume: bool) -> FileLock:
-    """Create ``out_dir``, lock it against a second run (``<out_dir>.lock``), check again
-    under the lock that it holds no other run, write the config; returns the held lock."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LensrError(f"cannot create the run folder {out_dir}: {exc.strerror}") from None
-    lock = FileLock(out_dir).acquire()
+    """Lock ``out_dir`` against a second run (``<out_dir>.lock``), check under the lock that
+    it holds no other run, create it and write the config; returns the held lock."""
+    lock = FileLock(out_dir).acquire()  # first: a refused run creates no folder
     try:
         if not resume and (out_dir / "lightning" / "last.ckpt").exists():
             raise LensrError(f"{out_dir} already holds a run: pass --resume or use a new --out")
