@@ -1,4 +1,4 @@
-"""The project's one input normalisation (DESIGN.md, "Conventions").
+"""The project's one input normalisation (docs/design.md, "Conventions").
 
 HR and LR of a pair are divided by the same per-image scale computed from the LR image
 alone, because at inference time the LR image is all that exists. The scale is a high

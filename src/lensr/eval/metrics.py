@@ -1,4 +1,4 @@
-"""Pixel-fidelity metrics under the one project convention (DESIGN.md).
+"""Pixel-fidelity metrics under the one project convention (docs/design.md).
 
 Convention: each target (HR) image is min-max normalised to [0, 1] and the SAME
 affine map is applied to its prediction; then MSE, PSNR (``data_range = 1``)

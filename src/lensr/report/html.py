@@ -3,7 +3,7 @@
 The page has inline CSS, images embedded as base64 PNG ``data:`` URIs, no JavaScript and no
 external requests: it opens from disk in any browser and can be mailed as one file.
 
-Run folder layout read (every piece optional; see ``DESIGN.md``)::
+Run folder layout read (every piece optional; see ``docs/design.md``)::
 
     study.yaml  stages.json  environment.json
     data/<name>.json, data/<name>.png          inspect summary + preview grid per dataset
