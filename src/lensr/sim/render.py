@@ -1,7 +1,8 @@
 """Render one HR/LR pair of the same sky with lenstronomy.
 
 Recipe (docs/physics.md, "HR and LR images of one sky"): ray-trace once on the
-supersampled HR grid without a PSF (the sky); HR = sky * HR PSF; LR = sky * LR PSF on the HR grid, then an s x s block mean;
+supersampled HR grid without a PSF (the sky); HR = sky * HR PSF; LR = sky * LR PSF on
+the HR grid, then an s x s block mean;
 each band then gets its own noise. Pixel values are surface brightness: 1 means
 ``flux_zero_point`` mag/arcsec^2, so HR and LR values of the same sky are comparable.
 The instrument (PSF kernels, block mean, noise model) is :mod:`lensr.instrument`'s, the
