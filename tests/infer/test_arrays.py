@@ -1,31 +1,12 @@
 """upscale_array: tiling (explicit and automatic), batching, channels_last, model mode."""
 
 import numpy as np
-import pytest
 import torch
 
-from lensr.data.normalize import SPEC
 from lensr.infer import arrays
 from lensr.infer.arrays import upscale_array
 from lensr.models import create_model
-from lensr.models.checkpoint import resolve_model, save_checkpoint
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Others share the two cores: torch's default 2 threads would make convs crawl.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "m.safetensors"
-    save_checkpoint(create_model("fsrcnn-tiny"), path, metadata={"normalization": SPEC})
-    return str(path)
+from lensr.models.checkpoint import resolve_model
 
 
 def lenses(n: int = 2, h: int = 20, w: int = 20, *, seed: int = 0) -> np.ndarray:

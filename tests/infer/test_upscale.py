@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from lensr.data.normalize import SPEC
 from lensr.data.writer import DatasetWriter
 from lensr.errors import LensrError
 from lensr.infer import runner
@@ -19,23 +18,6 @@ from lensr.infer.arrays import upscale_array
 from lensr.infer.upscale import upscale_path
 from lensr.models import create_model
 from lensr.models.checkpoint import resolve_model, save_checkpoint
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Others share the two cores: torch's default 2 threads would make convs crawl.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "m.safetensors"
-    save_checkpoint(create_model("fsrcnn-tiny"), path, metadata={"normalization": SPEC})
-    return str(path)
 
 
 @pytest.fixture(params=["bicubic", "ckpt"])
