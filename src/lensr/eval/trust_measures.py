@@ -29,10 +29,12 @@ from lensr.eval.model_runs import ModelRun
 from lensr.eval.stats import bootstrap_summary
 from lensr.infer.projection import back_project
 from lensr.infer.uncertainty import (
+    RELIABILITY_LEVELS,
+    calibrated_sigma,
     calibration_per_image,
     coverage,
     fit_calibration,
-    image_scale,
+    image_noise,
     predict_with_uncertainty,
 )
 from lensr.instrument.from_dataset import LRInstrument, lr_instrument
@@ -42,7 +44,8 @@ PROJ_SUFFIX = "+proj"
 UNCERTAINTY_METHOD = "dihedral-tta-8"
 CALIBRATION_KEYS = ("within_1sigma", "within_2sigma")
 SAMPLES_PER_IMAGE = 3000
-"""Pixels per image kept to fit (even image positions) and test (odd) the sigma calibration."""
+"""Pixels per image kept to fit and test the sigma calibration (2-fold cross-fit)."""
+HELD_OUT = "2-fold cross-fit: even images scored with the fit on odd ones, and vice versa"
 
 
 @dataclass
@@ -126,42 +129,52 @@ def measure_trust(entry, start, lr, sr, truth, instrument, trust, options) -> No
 
 
 def _sample(entry, start, lr, mean, sigma, clean) -> None:
-    """Keep a fixed random subset of (|error|, sigma, image scale) per image, by split."""
-    samples = entry.__dict__.setdefault("sigma_samples", {"fit": [], "test": []})
-    scale = image_scale(lr)
+    """Keep a fixed random subset of (|error|, sigma, LR noise, mean) per image."""
+    samples = entry.__dict__.setdefault("sigma_samples", [])
+    noise = image_noise(lr)
     for i in range(len(lr)):
         rng = np.random.default_rng(start + i)
         err = np.abs(mean[i] - clean[i]).ravel()
         pick = rng.choice(err.size, size=min(SAMPLES_PER_IMAGE, err.size), replace=False)
-        s = sigma[i].ravel()[pick]
-        split = "fit" if (start + i) % 2 == 0 else "test"
-        samples[split].append((err[pick], s, np.full(pick.size, scale[i])))
+        s, m = sigma[i].ravel()[pick], mean[i].ravel()[pick]
+        samples.append((start + i, err[pick], s, np.full(pick.size, noise[i]), m))
+
+
+def _pooled(samples: list) -> list[np.ndarray]:
+    return [np.concatenate(v) for v in list(zip(*samples, strict=True))[1:]]
 
 
 def sigma_calibration(e: ModelRun, boot: dict) -> dict | None:
-    """Fit the calibration on the even images, its coverage on the odd ones (held out)."""
-    samples = getattr(e, "sigma_samples", None)
-    if not samples or not samples["fit"] or not samples["test"]:
+    """The sigma calibration of a model and its coverage on held-out images.
+
+    Held out by a 2-fold cross-fit: the even-numbered images are scored with the
+    calibration fitted on the odd ones and vice versa, so every image is scored by a fit
+    that never saw it. The calibration stored (``a``, ``b``, ``c``) is fitted on all.
+    """
+    samples = getattr(e, "sigma_samples", None) or []
+    folds = [[x for x in samples if x[0] % 2 == p] for p in (0, 1)]
+    if not all(folds):
         return None
-    err, sigma, scale = (np.concatenate(v) for v in zip(*samples["fit"], strict=True))
+    err, sigma, noise, mean = _pooled(samples)
     if next(e.module.parameters(), None) is None or not np.any(sigma > 0):
         return None  # a baseline: sigma is ~0 (exactly symmetric), nothing to calibrate
-    calib = fit_calibration(err, sigma, scale)
-    per_image = [
-        coverage(err_i, calib["a"] * s_i + calib["b"] * c_i) for err_i, s_i, c_i in samples["test"]
-    ]
-    out = {**calib, "n_fit_images": len(samples["fit"]), "n_test_images": len(per_image)}
+    held = []  # (err, raw sigma, calibrated sigma) per image, fitted on the other fold
+    for fit, test in ((folds[1], folds[0]), (folds[0], folds[1])):
+        calib = fit_calibration(*_pooled(fit))
+        held += [(er, s, calibrated_sigma(calib, s, n, m)) for _, er, s, n, m in test]
+    out = {
+        **fit_calibration(err, sigma, noise, mean),
+        "held_out": HELD_OUT,
+        "n_images": len(samples),
+    }
+    per_image = [coverage(er, cal) for er, _, cal in held]
     for key in CALIBRATION_KEYS:
         out[key] = bootstrap_summary([p[key] for p in per_image], **boot)
-    raw = [coverage(err_i, s_i) for err_i, s_i, _ in samples["test"]]
+    raw = [coverage(er, s) for er, s, _ in held]
     out["raw"] = {k: float(np.mean([p[k] for p in raw])) for k in CALIBRATION_KEYS}
-    err, sigma, scale = (np.concatenate(v) for v in zip(*samples["test"], strict=True))
-    out["reliability"] = reliability(err, sigma, calib["a"] * sigma + calib["b"] * scale)
+    err, raw_sigma, cal_sigma = (np.concatenate(v) for v in zip(*held, strict=True))
+    out["reliability"] = reliability(err, raw_sigma, cal_sigma)
     return out
-
-
-RELIABILITY_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.683, 0.8, 0.9, 0.954, 0.99)
-"""Nominal levels of the reliability diagram (0.683 and 0.954: within 1 and 2 sigma)."""
 
 
 def reliability(err, raw_sigma, calibrated_sigma) -> dict[str, list[float]]:
@@ -200,9 +213,7 @@ def store_calibrations(entries: list[ModelRun], result: dict, dataset) -> None:
         if fit is None or not sidecar.is_file() or "lensr/weights" in sidecar.as_posix():
             continue
         entry = {
-            "a": fit["a"],
-            "b": fit["b"],
-            "scale": "lr-p99.5",
+            **{k: fit[k] for k in ("a", "b", "c", "terms")},
             "dataset": str(dataset.path),
             "preset": dataset.attrs.get("preset"),
             "coverage": {k: fit[k]["mean"] for k in CALIBRATION_KEYS},

@@ -139,14 +139,26 @@ def predict_with_uncertainty(
     mean, sigma = stats.result()
     calib = calibration_of(models[0]) if calibrate and len(models) == 1 else None
     if calib is not None:
-        sigma = apply_calibration(sigma, calib, image_scale(lr))
+        sigma = apply_calibration(sigma, calib, lr, mean)
     return mean, sigma
 
 
 # Calibration ---------------------------------------------------------------------------
 
 SCALE_PERCENTILE = 99.5
-"""Per-image brightness scale: this percentile of the LR image (known at inference time)."""
+"""Per-image brightness scale of the legacy calibration form: this LR percentile."""
+RELIABILITY_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.683, 0.8, 0.9, 0.954, 0.99)
+"""Nominal levels of the reliability curve (0.683 and 0.954: within 1 and 2 sigma)."""
+LEVEL_TOLERANCE = {0.683: 0.05, 0.954: 0.03}
+"""The coverage a calibrated sigma must reach within 1 and 2 sigma, +- these."""
+OTHER_TOLERANCE = 0.1
+"""The tolerance the fit assumes at the other levels of the curve."""
+CALIBRATION_TERMS = ("sigma", "lr_noise", "abs_mean")
+"""The calibrated sigma: ``a * sigma + b * lr_noise + c * |mean|``."""
+PARSIMONY = 1e-4
+"""A term of the calibration is kept only if it lowers the fit's loss by more than this."""
+FIT_SAMPLES = 60_000
+"""Most samples the calibration fit uses (a fixed random subset of larger inputs)."""
 
 
 def image_scale(lr: np.ndarray) -> np.ndarray:
@@ -154,6 +166,15 @@ def image_scale(lr: np.ndarray) -> np.ndarray:
     lr = np.asarray(lr, dtype=np.float64)
     flat = lr.reshape(lr.shape[0], -1) if lr.ndim == 3 else lr.reshape(1, -1)
     return np.maximum(np.percentile(flat, SCALE_PERCENTILE, axis=1), 1e-12)
+
+
+def image_noise(lr: np.ndarray) -> np.ndarray:
+    """(N,) noise standard deviation of each LR image (N, h, w) or (h, w), from the image
+    itself (:func:`lensr.data.inspect.estimate_noise_sigma`); known at inference time."""
+    from lensr.data.inspect import estimate_noise_sigma
+
+    lr = np.asarray(lr, dtype=np.float64)
+    return np.atleast_1d(estimate_noise_sigma(lr[None] if lr.ndim == 2 else lr))
 
 
 def coverage(err: np.ndarray, sigma: np.ndarray) -> dict[str, float]:
@@ -165,55 +186,114 @@ def coverage(err: np.ndarray, sigma: np.ndarray) -> dict[str, float]:
     }
 
 
-def apply_calibration(sigma: np.ndarray, calib: dict, scale) -> np.ndarray:
-    """Calibrated sigma ``a * sigma + b * scale`` (``scale``: per image, broadcast over pixels).
+def calibrated_sigma(calib: dict, sigma, noise, mean) -> np.ndarray:
+    """``a * sigma + b * noise + c * |mean|`` (float32; arrays broadcast): the calibrated
+    sigma of :func:`fit_calibration` from samples of the raw sigma, the LR noise of their
+    image (:func:`image_noise`) and the SR mean."""
+    sigma, noise, mean = (np.asarray(v, dtype=np.float64) for v in (sigma, noise, mean))
+    out = calib["a"] * sigma + calib["b"] * noise + calib["c"] * np.abs(mean)
+    return out.astype(np.float32)
+
+
+def apply_calibration(sigma: np.ndarray, calib: dict, lr, mean=None) -> np.ndarray:
+    """The calibrated sigma of ``sigma`` (N, sH, sW) for the LR images ``lr`` (N, h, w)
+    and the SR ``mean`` (N, sH, sW): ``a * sigma + b * LR noise + c * |mean|`` (a fit of
+    :func:`fit_calibration`, ``terms`` = :data:`CALIBRATION_TERMS`), or for a legacy fit
+    (no ``terms``) ``a * sigma + b * LR p99.5``, per image.
 
     Example::
 
-        apply_calibration(sigma, {"a": 2.1, "b": 0.004}, image_scale(lr))
+        apply_calibration(sigma, {"a": 1.2, "b": 0.1, "c": 0.05, "terms": [...]}, lr, mean)
     """
-    scale = np.asarray(scale, dtype=np.float64)
     sigma = np.asarray(sigma, dtype=np.float64)
-    scale = scale.reshape(scale.shape + (1,) * (sigma.ndim - scale.ndim))
-    return (calib["a"] * sigma + calib["b"] * scale).astype(np.float32)
+
+    def per_image(values: np.ndarray) -> np.ndarray:
+        return values.reshape(values.shape + (1,) * (sigma.ndim - values.ndim))
+
+    if calib.get("terms") is None:
+        return (calib["a"] * sigma + calib["b"] * per_image(image_scale(lr))).astype(np.float32)
+    if list(calib["terms"]) != list(CALIBRATION_TERMS):
+        raise LensrError(f"unknown sigma calibration terms {calib['terms']}")
+    if mean is None:
+        raise LensrError("this sigma calibration needs the SR mean image")
+    noise = image_noise(lr)
+    return calibrated_sigma(calib, sigma, per_image(noise if sigma.ndim > 2 else noise[0]), mean)
 
 
-def fit_calibration(err, sigma, scale, *, n_b: int = 40) -> dict[str, float]:
-    """Fit ``a, b`` so that ``a * sigma + b * scale`` covers ``|err|`` in 68.27 % of the
-    samples within 1 sigma and as close as possible to 95.45 % within 2 sigma.
+def _loss_and_scale(err: np.ndarray, shape: np.ndarray, z, weights, levels, ks):
+    """The best multiplier k of ``shape`` (from ``ks``) and its weighted squared deviation of
+    the coverage of ``k * shape`` from the nominal ``levels``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(shape > 0, err / shape, np.where(err > 0, np.inf, 0.0))
+    ratio.sort()
+    cover = np.searchsorted(ratio, z[None, :] * ks[:, None], side="right") / ratio.size
+    loss = ((cover - levels) ** 2 * weights).sum(axis=1)
+    j = int(loss.argmin())
+    return float(loss[j]), float(ks[j])
 
-    ``err``, ``sigma`` and ``scale`` are 1-D samples (pixels pooled over calibration
-    images; ``scale`` the image's :func:`image_scale`). For each candidate floor ``b``
-    (quantiles of ``|err| / scale``), ``a`` is found by bisection to give 68.27 % exactly;
-    the ``b`` whose 2-sigma coverage is nearest 95.45 % wins. Raises ``LensrError`` on
-    empty input.
+
+def fit_calibration(err, sigma, noise, mean, *, seed: int = 0) -> dict:
+    """Fit ``sigma_cal = a * sigma + b * noise + c * |mean|`` to the samples so that its
+    coverage of ``|err|`` follows the Gaussian one over the whole reliability curve.
+
+    ``err``, ``sigma``, ``noise`` and ``mean`` are 1-D samples (pixels pooled over
+    calibration images): the error against the truth, the raw dihedral sigma, the LR noise
+    of the sample's image (:func:`image_noise`) and the SR mean. The three terms are an
+    error model: the models' disagreement, a floor set by the data's noise (the error of
+    a flat sky), and a relative error of bright pixels (arcs). ``a, b, c >= 0``, so the
+    calibrated sigma grows with the raw one.
+
+    The loss is the squared deviation of the coverage at each level of
+    :data:`RELIABILITY_LEVELS` from the level, weighted by ``(0.1 / tolerance)^2``
+    (:data:`LEVEL_TOLERANCE` at 1 and 2 sigma, :data:`OTHER_TOLERANCE` elsewhere). For
+    each ``(b, c)`` on a log grid (with 0) around the samples' typical ratios, then refined
+    twice, the best overall scale is found on a fine grid; a form with fewer terms wins
+    when its loss is within :data:`PARSIMONY` of the best. At most
+    :data:`FIT_SAMPLES` samples are used (a fixed random subset, ``seed``). Gaussian errors
+    of the raw sigma give ``a ~ 1, b ~ c ~ 0``. Raises ``LensrError`` on empty, mismatched
+    or non-finite input.
 
     Example::
 
-        calib = fit_calibration(err, sigma, scale)   # {"a": ..., "b": ...}
+        calib = fit_calibration(err, sigma, noise, mean)   # {"a", "b", "c", "terms", ...}
     """
-    err, sigma, scale = (
-        np.abs(np.asarray(v, dtype=np.float64)).ravel() for v in (err, sigma, scale)
-    )
-    if err.size == 0 or not err.size == sigma.size == scale.size:
+    from scipy.special import ndtri
+
+    arrays = [np.abs(np.asarray(v, dtype=np.float64)).ravel() for v in (err, sigma, noise, mean)]
+    err, sigma, noise, mean = arrays
+    if err.size == 0 or len({a.size for a in arrays}) != 1:
         raise LensrError("calibration needs matching, non-empty error and sigma samples")
-    t1, t2 = GAUSSIAN_COVERAGE["within_1sigma"], GAUSSIAN_COVERAGE["within_2sigma"]
-    rel = err / scale
-    best = None
-    for b in np.concatenate([[0.0], np.quantile(rel, np.linspace(0.01, t1, n_b))]):
-        lo, hi = 0.0, 1.0
-        while hi < 1e8 and (err <= hi * sigma + b * scale).mean() < t1:
-            hi *= 4
-        for _ in range(50):
-            mid = 0.5 * (lo + hi)
-            if (err <= mid * sigma + b * scale).mean() < t1:
-                lo = mid
-            else:
-                hi = mid
-        c2 = (err <= 2 * (hi * sigma + b * scale)).mean()
-        if best is None or abs(c2 - t2) < best[0]:
-            best = (abs(c2 - t2), float(hi), float(b))
-    return {"a": best[1], "b": best[2]}
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise LensrError("calibration samples must be finite")
+    if err.size > FIT_SAMPLES:
+        keep = np.random.default_rng(seed).choice(err.size, FIT_SAMPLES, replace=False)
+        err, sigma, noise, mean = (a[keep] for a in (err, sigma, noise, mean))
+    levels = np.asarray(RELIABILITY_LEVELS)
+    z = ndtri((1.0 + levels) / 2.0)
+    tol = np.array([LEVEL_TOLERANCE.get(v, OTHER_TOLERANCE) for v in RELIABILITY_LEVELS])
+    weights = (OTHER_TOLERANCE / tol) ** 2
+    typical = np.median(sigma) or np.median(err) or 1.0
+    ks = np.geomspace(1e-3, 1e3, 2401)
+    grid = np.concatenate([[0.0], np.geomspace(1e-2, 1e2, 11)])
+    bases = [typical / m if m > 0 else 0.0 for m in (np.median(noise), np.median(mean))]
+
+    def score(b: float, c: float) -> tuple[float, float, float, float]:
+        return (*_loss_and_scale(err, sigma + b * noise + c * mean, z, weights, levels, ks), b, c)
+
+    scores = [score(b, c) for b in grid * bases[0] for c in grid * bases[1]]
+    best = min(scores, key=lambda t: t[0])
+    for _ in range(2):
+        steps = np.geomspace(0.6, 1.6, 5)
+        around = [sorted({best[2] * f for f in steps}), sorted({best[3] * f for f in steps})]
+        best = min([best] + [score(b, c) for b in around[0] for c in around[1]], key=lambda t: t[0])
+    # The simplest form (fewest terms) that is as good: Gaussian errors keep b = c = 0.
+    for terms in (0, 1):
+        simpler = [t for t in scores if (t[2] > 0) + (t[3] > 0) == terms]
+        if simpler and min(t[0] for t in simpler) <= best[0] + PARSIMONY:
+            best = min(simpler, key=lambda t: t[0])
+            break
+    loss, k, b, c = best
+    return {"a": k, "b": k * b, "c": k * c, "terms": list(CALIBRATION_TERMS), "loss": loss}
 
 
 def calibration_of(model: nn.Module) -> dict | None:

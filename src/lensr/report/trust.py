@@ -77,8 +77,8 @@ def _fraction(value: object) -> str:
 
 
 COVERAGE_CAPTION = (
-    "sigma coverage per model: raw dihedral sigma, and calibrated sigma (a·σ + b·LR scale, "
-    "fitted on the even-numbered test images) measured on the odd-numbered ones"
+    "sigma coverage per model: raw dihedral sigma, and calibrated sigma (a·σ + b·LR noise + "
+    "c·|SR|, 2-fold cross-fit: each half of the test images scored with the fit on the other)"
 )
 
 
@@ -198,7 +198,8 @@ def _projection_table(metrics: dict) -> str | None:
 
 
 RELIABILITY_CAPTION = (
-    "reliability diagrams: the fraction of held-out pixels (odd-numbered test images) whose "
+    "reliability diagrams: the fraction of held-out pixels (each half of the test images, "
+    "under the calibration fitted on the other half) whose "
     "error against the noise-free HR lies within the Gaussian interval of each nominal "
     "level, for the raw dihedral σ and for the calibrated σ; on the dotted diagonal σ is "
     "calibrated, below it σ is too small (overconfident), above it too large"
