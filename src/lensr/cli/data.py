@@ -72,8 +72,9 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Print counts, shapes, value ranges, S/N and class balance; write a PNG preview."""
-    from lensr.data.inspect import preview_grid, summarize
+    from lensr.data.inspect import summarize
     from lensr.data.store import open_dataset
+    from lensr.eval.data_preview import preview_grid
 
     if per_class < 1:
         raise LensrError(f"--per-class must be at least 1, got {per_class}")

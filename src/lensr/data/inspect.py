@@ -1,9 +1,6 @@
-"""Summaries and a PNG preview of a dataset (`lensr inspect`)."""
+"""Summaries of a dataset (`lensr inspect`); its preview figure: :mod:`lensr.eval.data_preview`."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -83,39 +80,3 @@ def summarize(ds: LensDataset, *, max_images: int = 2000) -> dict:
             q: float(np.percentile(snr, p)) for q, p in (("p5", 5), ("p50", 50), ("p95", 95))
         }
     return out
-
-
-def preview_grid(ds: LensDataset, path: str | Path, *, per_class: int = 3) -> Path:
-    """PNG grid: per class, ``per_class`` examples as HR | LR | noise-free HR."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    labels = ds.labels
-    names = ds.class_names or [str(i) for i in np.unique(labels)]
-    kinds = [("HR", "hr"), ("LR", "lr")] + (
-        [("noise-free HR", "hr_clean")] if ds.hr_clean is not None else []
-    )
-    rows = [(k, i) for k in range(len(names)) for i in np.flatnonzero(labels == k)[:per_class]]
-    fig, axes = plt.subplots(
-        len(rows), len(kinds), figsize=(2.2 * len(kinds), 2.2 * len(rows)), squeeze=False
-    )
-    for r, (k, i) in enumerate(rows):
-        vmax = float(np.percentile(ds.hr[i], 99.8))
-        for c, (title, key) in enumerate(kinds):
-            ax = axes[r, c]
-            ax.imshow(ds.file[key][i], origin="lower", cmap="magma", vmin=0, vmax=vmax)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(title, fontsize=9)
-            if c == 0:
-                ax.set_ylabel(f"{names[k]} #{i}", fontsize=8)
-    fig.tight_layout()
-    tmp = path.with_name(path.name + ".partial.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path

@@ -35,6 +35,7 @@ from lensr.eval.classification import (
     upscale_lr,
 )
 from lensr.eval.classify_inputs import classifier_for, count_images, load_sr, open_data, spec_text
+from lensr.eval.figure_style import image_meta
 from lensr.eval.output_dir import check_out_dir, json_writer, write_all
 from lensr.io import file_lock
 
@@ -183,6 +184,7 @@ def _example_rows(ds, picked, probs, labels, names, *, sr: nn.Module) -> list[di
                 "hr": ds.hr[pos],
                 "clean": ds.hr_clean[pos] if ds.hr_clean is not None else None,
                 "sr": upscale_lr(ds.lr[pos][None], sr)[0],
+                "meta": image_meta(ds.attrs),
             }
         )
     return rows

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from lensr.data.normalize import lr_scale_np
 from lensr.data.store import LensDataset
 from lensr.errors import LensrError
+from lensr.eval.classification_figures import FIGURES, figure_writers
 from lensr.eval.classify_inputs import classifier_for, count_images, load_sr, open_data, spec_text
 from lensr.eval.output_dir import check_out_dir, json_writer, write_all
 from lensr.io import file_lock
@@ -46,7 +47,6 @@ ROC_POINTS = 200
 """At most this many points per ROC curve in the JSON files."""
 CHUNK = 256
 """Images read, upscaled and classified at a time (memory stays bounded for any N)."""
-FIGURES = {"roc": "roc.png", "confusion": "confusion.png"}
 
 
 # Normalisation and prediction --------------------------------------------------------------
@@ -394,15 +394,6 @@ def evaluate_classifier(
         finally:
             if owned:
                 ds.close()
-        write_all(out, _evaluation_writers(result, metrics, names))
+        writers = {**figure_writers(metrics, names), "classification.json": json_writer(result)}
+        write_all(out, writers)
         return result
-
-
-def _evaluation_writers(result: dict, metrics: dict, names: list[str]) -> dict:
-    from lensr.eval.classification_figures import confusion_figure, roc_figure
-
-    return {
-        FIGURES["roc"]: lambda path: roc_figure(metrics, names, path),
-        FIGURES["confusion"]: lambda path: confusion_figure(metrics, names, path),
-        "classification.json": json_writer(result),
-    }

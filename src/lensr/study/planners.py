@@ -35,8 +35,9 @@ def plan_data(study: StudyConfig, run_dir: Path) -> list[Stage]:
         out = run_dir / "data" / f"{name}.h5"
 
         def run(sim=sim, seed=seed, out=out, n=spec.n):
-            from lensr.data.inspect import preview_grid, summarize
+            from lensr.data.inspect import summarize
             from lensr.data.store import open_dataset
+            from lensr.eval.data_preview import preview_grid
             from lensr.sim.run import simulate
 
             out.parent.mkdir(parents=True, exist_ok=True)
