@@ -127,6 +127,7 @@ def upscale(
     out: str | os.PathLike | None = None,
     scale: int | None = None,
     units: Literal["surface-brightness", "flux-per-pixel"] = "surface-brightness",
+    sky: Literal["auto", "subtract", "keep", "none"] = "auto",
     uncertainty: bool = False,
     consistent: bool = False,
     lr_psf_fwhm: float | None = None,
@@ -145,7 +146,13 @@ def upscale(
     result has shape ``(..., s*H, s*W)``, float32. Each image is divided by its own
     99.5th percentile for the network and multiplied back, so surface brightness stays
     surface brightness; ``units="flux-per-pixel"`` divides the output by ``s**2`` instead
-    (flux per HR pixel: total flux kept). ``images`` may also be a ``.npy`` or FITS path:
+    (flux per HR pixel: total flux kept). ``sky`` (as ``lensr upscale --sky``, see
+    :mod:`lensr.infer.sky`): "auto" measures each image's background on its border
+    (sigma-clipped) and, for a pretrained or streamed model (trained sky-free), removes a
+    pedestal above half the noise; "subtract" always removes it, "keep" removes it and adds
+    it back to the output, "none" leaves the input alone. An image whose noise is outside
+    the model's training prior raises a ``UserWarning``.
+    ``images`` may also be a ``.npy`` or FITS path:
     it is read and upscaled to an array, or with ``out`` written to a file of the same
     kind (FITS header kept, WCS rescaled: exactly ``lensr upscale``) and ``out`` returned.
 
@@ -168,10 +175,13 @@ def upscale(
 
     from lensr.infer.arrays import check_options, model_scale, torch_device
     from lensr.infer.runner import Runner, instrument_source
+    from lensr.infer.sky import SKY_MODES
     from lensr.infer.upscale import UNITS, upscale_path
 
     if units not in UNITS:
         raise LensrError(f"unknown units {units!r}; use {' or '.join(UNITS)}")
+    if sky not in SKY_MODES:
+        raise LensrError(f"unknown sky mode {sky!r}; use one of {', '.join(SKY_MODES)}")
     options = dict(batch_size=batch_size, tile=tile, overlap=overlap, device=device)
     trust = dict(lr_psf_fwhm=lr_psf_fwhm, hr_psf_fwhm=hr_psf_fwhm, pixel_scale=pixel_scale)
     if isinstance(images, str | os.PathLike) and out is not None:
@@ -185,6 +195,7 @@ def upscale(
             out=out,
             scale=scale,
             units=units,
+            sky=sky,
             overwrite=overwrite,
             progress=progress,
             uncertainty=uncertainty,
@@ -217,9 +228,21 @@ def upscale(
     factor = 1.0 / s**2 if units == "flux-per-pixel" else 1.0
     with tqdm(total=len(stack), unit="img", disable=not progress, desc="upscale") as bar:
         run = Runner(
-            nets, factor=factor, bar=bar, uncertainty=uncertainty, instrument=instrument, **options
+            nets,
+            factor=factor,
+            bar=bar,
+            uncertainty=uncertainty,
+            instrument=instrument,
+            sky=sky,
+            **options,
         )
         sr, sigma = run(stack)
+    out_of_prior = [w for w in run.warnings if w]
+    if out_of_prior:
+        import warnings
+
+        n = len(out_of_prior)
+        warnings.warn(f"{n} of {len(stack)} image(s) {out_of_prior[0]}", stacklevel=2)
     shape = (*lead, *sr.shape[-2:])
     return (sr.reshape(shape), sigma.reshape(shape)) if uncertainty else sr.reshape(shape)
 

@@ -96,3 +96,26 @@ def test_bad_sky_mode_writes_nothing(tmp_path, carded):
     with pytest.raises(LensrError, match="sky mode"):
         upscale_path(tmp_path / "a.npy", model=str(carded), out=tmp_path / "b.npy", sky="x")
     assert not (tmp_path / "b.npy").exists()
+
+
+def test_api_arrays_handle_the_sky_like_the_cli(tmp_path, carded):
+    """lensr.upscale on arrays removes the pedestal for a sky-free model exactly as the
+    file path does, and an out-of-prior image raises one UserWarning."""
+    import warnings
+
+    import lensr
+
+    img = lens(pedestal=0.15, sigma=0.01)[0]
+    np.save(tmp_path / "in.npy", img)
+    out = lensr.upscale(tmp_path / "in.npy", model=str(carded), out=tmp_path / "o.npy")
+    via_file = np.load(out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        via_array = lensr.upscale(img, model=str(carded))
+    np.testing.assert_allclose(via_array, via_file, atol=1e-6)
+    kept = lensr.upscale(img, model=str(carded), sky="none")
+    assert np.abs(kept - via_array).mean() > 0.01  # the pedestal went through the model
+    with pytest.warns(UserWarning, match="out of prior"):
+        lensr.upscale(lens(sigma=0.6)[0], model=str(carded))
+    with pytest.raises(LensrError, match="sky mode"):
+        lensr.upscale(img, model=str(carded), sky="x")

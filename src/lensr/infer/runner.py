@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from lensr.data.store import open_dataset
 from lensr.errors import LensrError
-from lensr.infer.arrays import model_percentile, model_scale, upscale_array
+from lensr.infer.arrays import check_finite, model_percentile, model_scale, upscale_array
 from lensr.infer.projection import project
 from lensr.infer.sky import prior_range, prior_warning, remove_sky, restore_sky
 from lensr.infer.uncertainty import predict_with_uncertainty
@@ -70,6 +70,7 @@ class Runner:
         parts, sigmas = [], []
         records = []
         if self.sky != "none":
+            check_finite(images, "input")  # before the sky statistics see the bad pixels
             meta = getattr(self.models[0], "metadata", None)
             trained_sky_free = prior_range(meta) is not None
             images, records = remove_sky(images, self.sky, sky_subtracted_prior=trained_sky_free)
