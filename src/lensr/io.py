@@ -286,8 +286,14 @@ def atomic_path(path: str | Path, *, lock: bool = False) -> Iterator[Path]:
             if not tmp.is_file():
                 raise LensrError(f"nothing was written for {path}")
             commit(tmp, path)
-        except BaseException:
+        except OSError as exc:
             tmp.unlink(missing_ok=True)  # the name is unique to this call: it is ours
+            if exc.filename is not None and Path(exc.filename) == tmp:
+                # Name the file the user asked for, not our temporary one.
+                raise OSError(exc.errno, exc.strerror, str(path)) from exc
+            raise
+        except BaseException:
+            tmp.unlink(missing_ok=True)
             raise
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lensr.io import atomic_path
+
 PAGE_WIDTH_IN = 10.8
 """Widest figure (inches): the report's content column is 1044 CSS px = 10.875 in."""
 MIN_FONT_PT = 9.0
@@ -175,11 +177,8 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int = DPI) -> Path:
     :data:`DPI`) through a temporary file in the same folder; returns ``path``. PNGs are
     written opaque (RGB on white): an alpha channel adds bytes and nothing else."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    # Not mkstemp: its 0600 mode would survive the rename.
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:
         if fmt == "png":
             from PIL import Image
 
@@ -189,8 +188,4 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int = DPI) -> Path:
             rgb.save(tmp, format="PNG", dpi=(dpi, dpi), optimize=True)
         else:
             fig.savefig(tmp, format=fmt, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
