@@ -24,6 +24,7 @@ import json
 import sys
 import tempfile
 import time
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +66,18 @@ def floor(hr, clean) -> dict[str, float]:
 
 
 def trained_on(model) -> list[str]:
+    """The preset specs (NAME or NAME/GLOB) of a model's streamed training prior."""
     data = (getattr(model, "metadata", {}) or {}).get("data", {})
-    return [p.split("/")[0] for p in data.get("presets", [])] if isinstance(data, dict) else []
+    return list(data.get("presets", [])) if isinstance(data, dict) else []
+
+
+def seen_in(spec: str, prior: list[str]) -> bool:
+    """Whether test preset ``spec`` was part of ``prior``: the same preset, or a variant
+    the prior's glob names (``generalist/space-hst`` is in ``generalist/space*``; the
+    ground variants are not)."""
+    return any(
+        spec == p or fnmatch(spec, p) or ("/" not in p and spec.split("/")[0] == p) for p in prior
+    )
 
 
 def in_distribution(model, spec: str, *, steps: int, seed: int, size: int | None, folder: Path):
@@ -83,6 +94,8 @@ def in_distribution(model, spec: str, *, steps: int, seed: int, size: int | None
         seed=seed,
         patch=min(training.get("patch", 32), (size or 10**6) // meta["scale"]),
         batch_size=training.get("batch_size", 16),
+        lr=training.get("lr", 2e-4),
+        ema=training.get("ema"),
         max_steps=steps,
         max_epochs=10**6,
         val_check_interval=max(1, steps),
@@ -137,7 +150,7 @@ def main(argv=None) -> int:
                 )
             for name, model in entries.items():
                 prior = trained_on(model)
-                seen = spec.split("/")[0] in prior if prior else None  # None: bicubic
+                seen = seen_in(spec, prior) if prior else None  # None: bicubic
                 rows.append(
                     {"preset": spec, "model": name, "seen": seen, **score(model, lr, hr, clean)}
                 )
