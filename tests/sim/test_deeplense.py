@@ -109,9 +109,27 @@ def test_noise_switch(name):
     off = Renderer(cfg).render(seed=2, index=1)
     assert np.array_equal(off.hr, off.hr_clean) and np.array_equal(off.lr, off.lr_clean)
     assert off.params["lr_exposure"] == cfg.lr.exposure_time
+    assert np.isinf(off.params["peak_snr_hr"]) and np.isinf(off.params["peak_snr_lr"])
     cfg.noise.enabled = True
     on = Renderer(cfg).render(seed=2, index=1)
     assert np.array_equal(on.hr_clean, off.hr_clean) and not np.array_equal(on.hr, on.hr_clean)
+    assert 0 < on.params["peak_snr_hr"] < np.inf
+
+
+def test_noise_free_dataset_is_summarised_as_noise_free(tmp_path):
+    """A noise-free preset has no S/N: inspect says so instead of reporting S/N 0."""
+    import json
+
+    from lensr.data.inspect import summarize
+    from lensr.data.store import open_dataset
+    from lensr.sim.run import simulate
+
+    cfg = load_sim_config("deeplense-3")
+    simulate(cfg, n=3, seed=0, out=tmp_path / "d.h5", workers=1, progress=False)
+    with open_dataset(tmp_path / "d.h5") as ds:
+        summary = summarize(ds)
+    assert summary["snr"] == {"how": "noise-free", "hr": None, "lr": None}
+    json.dumps(summary, allow_nan=False)  # strict JSON: no Infinity
 
 
 def test_model_i_noise_is_deeplense_background_and_exposure():

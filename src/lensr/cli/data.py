@@ -103,12 +103,15 @@ def _print_summary(s: dict):
             table.add_row(key, *(f"{v[q]:.4g}" for q in ("min", "p50", "p99", "max")))
     console.print(table)
     snr = s["snr"]
-    console.print(
-        f"peak S/N ({snr['how']}), 5/50/95 %: HR "
-        + " / ".join(f"{snr['hr'][q]:.1f}" for q in ("p5", "p50", "p95"))
-        + ", LR "
-        + " / ".join(f"{snr['lr'][q]:.1f}" for q in ("p5", "p50", "p95"))
-    )
+    if snr["how"] == "noise-free":
+        console.print("peak S/N: none, the images are noise-free")
+    else:
+        console.print(
+            f"peak S/N ({snr['how']}), 5/50/95 %: HR "
+            + " / ".join(f"{snr['hr'][q]:.1f}" for q in ("p5", "p50", "p95"))
+            + ", LR "
+            + " / ".join(f"{snr['lr'][q]:.1f}" for q in ("p5", "p50", "p95"))
+        )
     console.print("classes: " + ", ".join(f"{k} {v}" for k, v in s["classes"].items()))
     console.print(f"preview: {s['preview']}")
 

@@ -74,6 +74,9 @@ def summarize(ds: LensDataset, *, max_images: int = 2000) -> dict:
     else:
         snr_hr, snr_lr = estimate_peak_snr(ds.hr[pos]), estimate_peak_snr(ds.lr[pos])
         how = "estimated"
+    if how == "simulated" and np.isinf(snr_hr).all():  # noise switched off: no S/N to give
+        out["snr"] = {"how": "noise-free", "hr": None, "lr": None}
+        return out
     out["snr"] = {"how": how}
     for key, snr in (("hr", snr_hr), ("lr", snr_lr)):
         out["snr"][key] = {

@@ -59,7 +59,9 @@ def _dataset_html(run_dir: Path, summary_path: Path) -> str:
             )
         )
     snr = s.get("snr")
-    if isinstance(snr, dict):
+    if isinstance(snr, dict) and snr.get("how") == "noise-free":
+        parts.append("<p>Noise-free images (the preset's noise is switched off): no S/N.</p>")
+    elif isinstance(snr, dict):
         rows = [
             [esc(label)] + [fmt(snr[key].get(q)) for q in ("p5", "p50", "p95")]
             for key, label in (("hr", "HR"), ("lr", "LR"))
@@ -86,7 +88,7 @@ def _overview_row(name: str, path: Path) -> list[str]:
         esc(" × ".join(str(v) for v in s.get("hr_shape", []))),
         esc(" × ".join(str(v) for v in s.get("lr_shape", []))),
         esc(", ".join(f"{k} {v:,}" for k, v in (s.get("classes") or {}).items()) or "–"),
-        fmt(snr),
+        "noise-free" if (s.get("snr") or {}).get("how") == "noise-free" else fmt(snr),
     ]
 
 

@@ -343,6 +343,7 @@ class Renderer:
         if not cfg.noise.enabled:  # DeepLenseSim's released Models II/III: no noise at all
             # Nominal exposures keep the stored LR noise model (instrument_for) finite.
             p["hr_exposure"], p["lr_exposure"] = cfg.hr.exposure_time, cfg.lr.exposure_time
+            p["peak_snr_hr"] = p["peak_snr_lr"] = np.inf  # noise-free, not S/N 0
             return hr_clean.astype(np.float32), lr_clean.astype(np.float32)
         rate_hr = band_rate(cfg.hr.zero_point, cfg.flux_zero_point) * self.hr_area
         rate_lr = band_rate(cfg.lr.zero_point, cfg.flux_zero_point) * self.lr_area
