@@ -90,6 +90,35 @@ def test_a_smoke_run_never_exports_into_the_package(tmp_path):
         create_model("fsrcnn-tiny"), tmp_path / "best.safetensors", metadata={"step": 40}
     )
     (tmp_path / "pretrain_time.json").write_text('{"seconds": 1, "hardware": "cpu"}')
+    shipped = pretrained.weights_dir() / "space-x2.safetensors"
+    before = shipped.read_bytes() if shipped.exists() else None
     with pytest.raises(LensrError, match="may not ship"):
         module.export("space-x2", tmp_path, pretrained.weights_dir(), n_test=1, smoke=True)
-    assert not (pretrained.weights_dir() / "space-x2.safetensors").exists()
+    # A long run below bicubic on its own prior may not ship either (an untrained net).
+    save_checkpoint(
+        create_model("fsrcnn-tiny"), tmp_path / "best.safetensors", metadata={"step": 9000}
+    )
+    with pytest.raises(LensrError, match="below bicubic"):
+        module.export("space-x2", tmp_path, pretrained.weights_dir(), n_test=2, smoke=False)
+    assert (shipped.read_bytes() if shipped.exists() else None) == before
+
+
+@pytest.mark.parametrize("name", pretrained.pretrained_names())
+def test_shipped_models_beat_bicubic_on_held_out_pairs_of_their_prior(name):
+    """On 4 pairs of a held-out seed of each preset it trained on, a shipped model beats
+    bicubic against the noise-free HR by at least 0.5 dB on average."""
+    from lensr.eval.metrics import score_images
+    from lensr.infer.arrays import upscale_array
+    from lensr.sim.render import Renderer
+    from lensr.train.streaming import TEST_SEED_OFFSET, load_preset_spec
+
+    model, bicubic = resolve_model(name), resolve_model("bicubic")
+    for spec in pretrained.model_card(name)["card"]["presets"].split(","):
+        renderer = Renderer(load_preset_spec(spec))
+        pairs = [renderer.render(7 + TEST_SEED_OFFSET, i) for i in range(4)]
+        lr = np.stack([p.lr for p in pairs])
+        clean = np.stack([p.hr_clean for p in pairs])
+        gain = [
+            score_images(upscale_array(lr, m), clean)["psnr"].mean() for m in (model, bicubic)
+        ]
+        assert gain[0] > gain[1] + 0.5, (spec, gain)
