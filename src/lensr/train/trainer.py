@@ -115,7 +115,11 @@ class ChannelsLast(Callback):
     107 ms); checkpoints are saved contiguous, so nothing downstream changes."""
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        pl_module.to(memory_format=torch.channels_last)
+        # Only 4-D tensors: Module.to(memory_format=...) fails on the 5-D weights of the
+        # group convolutions (lensr.models.equivariant_layers).
+        for tensor in [*pl_module.parameters(), *pl_module.buffers()]:
+            if tensor.dim() == 4:
+                tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
 
 
 def make_trainer(
