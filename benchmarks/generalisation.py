@@ -100,6 +100,7 @@ def in_distribution(model, spec: str, *, steps: int, seed: int, size: int | None
         max_epochs=10**6,
         val_check_interval=max(1, steps),
         max_val_images=8,
+        num_workers=2,  # simulate in two worker processes, as benchmarks/pretrain.py does
     )
     preset = spec
     if size:  # a resized copy of the preset as a YAML file
@@ -107,13 +108,16 @@ def in_distribution(model, spec: str, *, steps: int, seed: int, size: int | None
         preset = str(folder / f"{spec.replace('/', '_')}.yaml")
         Path(preset).write_text(json.dumps(json.loads(cfg_sim.model_dump_json())))
     out = folder / f"indist_{spec.replace('/', '_')}"
-    result = train(cfg, preset=preset, out_dir=out, progress=False)
+    reuse = (meta.get("data") or {}).get("reuse", 4)  # patches cut per simulated image
+    result = train(cfg, preset=preset, preset_reuse=reuse, out_dir=out, progress=False)
     return resolve_model(str(result.last))
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=None, help="Shipped model names (default: all).")
+    ap.add_argument(
+        "--models", default=None, help="Shipped model names (default: all, or none with --checkpoint)."
+    )
     ap.add_argument("--checkpoint", action="append", default=[], help="Checkpoint path(s).")
     ap.add_argument("--presets", default="all", help="Comma-separated presets (default all).")
     ap.add_argument("--n", type=int, default=64, help="Test pairs per preset.")
@@ -127,7 +131,9 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    names = (args.models.split(",") if args.models else pretrained_names()) + args.checkpoint
+    # The shipped models unless --models or --checkpoint names what to score.
+    default = [] if args.checkpoint else pretrained_names()
+    names = (args.models.split(",") if args.models else default) + args.checkpoint
     if not names:
         print("no pretrained model shipped and no --checkpoint given", file=sys.stderr)
         return 2
