@@ -116,7 +116,7 @@ def in_distribution(model, spec: str, *, steps: int, seed: int, size: int | None
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--models", default=None, help="Shipped model names (default: all, or none with --checkpoint)."
+        "--models", default=None, help="Shipped names (default: all; none with --checkpoint)."
     )
     ap.add_argument("--checkpoint", action="append", default=[], help="Checkpoint path(s).")
     ap.add_argument("--presets", default="all", help="Comma-separated presets (default all).")
