@@ -175,13 +175,10 @@ def upscale(
 
     from lensr.infer.arrays import check_options, model_scale, torch_device
     from lensr.infer.runner import Runner, instrument_source
-    from lensr.infer.sky import SKY_MODES
     from lensr.infer.upscale import UNITS, upscale_path
 
     if units not in UNITS:
         raise LensrError(f"unknown units {units!r}; use {' or '.join(UNITS)}")
-    if sky not in SKY_MODES:
-        raise LensrError(f"unknown sky mode {sky!r}; use one of {', '.join(SKY_MODES)}")
     options = dict(batch_size=batch_size, tile=tile, overlap=overlap, device=device)
     trust = dict(lr_psf_fwhm=lr_psf_fwhm, hr_psf_fwhm=hr_psf_fwhm, pixel_scale=pixel_scale)
     if isinstance(images, str | os.PathLike) and out is not None:
@@ -237,12 +234,10 @@ def upscale(
             **options,
         )
         sr, sigma = run(stack)
-    out_of_prior = [w for w in run.warnings if w]
-    if out_of_prior:
+    if run.prior_summary():
         import warnings
 
-        n = len(out_of_prior)
-        warnings.warn(f"{n} of {len(stack)} image(s) {out_of_prior[0]}", stacklevel=2)
+        warnings.warn(run.prior_summary(), stacklevel=2)
     shape = (*lead, *sr.shape[-2:])
     return (sr.reshape(shape), sigma.reshape(shape)) if uncertainty else sr.reshape(shape)
 

@@ -91,6 +91,12 @@ class Runner:
             sigma = None if sigma is None else sigma * np.float32(self.factor)
         return sr, sigma
 
+    def prior_summary(self) -> str | None:
+        """One line for the inputs outside the model's training prior so far, or None:
+        ``"N of M input(s) <the first one's warning>"``."""
+        out = [w for w in self.warnings if w]
+        return f"{len(out)} of {len(self.warnings)} input(s) {out[0]}" if out else None
+
     def _one(self, lr: np.ndarray, positions) -> tuple[np.ndarray, np.ndarray | None]:
         sigma = None
         if self.uncertainty:

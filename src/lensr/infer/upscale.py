@@ -192,12 +192,8 @@ def upscale_path(
             path = _upscale_folder(src, dst, run=run, prov=prov)
         else:
             path = _upscale_file(src, dst, run=run, prov=prov)
-    out_of_prior = [w for w in run.warnings if w]
-    if out_of_prior:
-        print(
-            f"lensr upscale: {len(out_of_prior)} of {len(run.warnings)} input(s) {out_of_prior[0]}",
-            file=sys.stderr,
-        )
+    if run.prior_summary():
+        print(f"lensr upscale: {run.prior_summary()}", file=sys.stderr)
     return path
 
 
