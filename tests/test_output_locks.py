@@ -20,12 +20,7 @@ from lensr.models.checkpoint import save_checkpoint
 NORM = {"normalization": {"name": "lr-percentile", "percentile": 99.5}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

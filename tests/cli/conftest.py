@@ -12,12 +12,8 @@ META = {"normalization": {"name": "lr-percentile", "percentile": 99.5}}
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    # With both cores busy torch's default threads make convolutions crawl.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Every test of this folder runs on one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture

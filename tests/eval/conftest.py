@@ -11,16 +11,6 @@ from lensr.train.classifier import ClassifierConfig, train_classifier
 NAMES = ["none", "cdm", "axion"]
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread for the test (use with ``pytest.mark.usefixtures``)."""
-    # With both cores busy torch's default threads make convolutions ~100x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def sim(tmp_path_factory):
     """30 classify-preset lenses (64 px HR, 32 px LR), classes cycling none/cdm/axion."""

@@ -9,12 +9,8 @@ from lensr.models.checkpoint import save_checkpoint
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    # Others share the two cores: torch's default 2 threads would make convs crawl.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Every test of this folder runs on one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,7 @@ from lensr.models.checkpoint import resolve_model, save_checkpoint
 META = {"normalization": {"name": "lr-percentile", "percentile": 99.5}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def lenses(n: int, size: int = 16) -> np.ndarray:

@@ -45,14 +45,6 @@ def study(classify=None, **more):
     return validate(StudyConfig, {"classify": classify or LADDER, **more}, source="test")
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # Schema and planning --------------------------------------------------------------------------
 
 

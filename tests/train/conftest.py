@@ -1,6 +1,5 @@
 import lightning as L
 import pytest
-import torch
 
 from lensr.sim.run import simulate
 
@@ -15,12 +14,8 @@ def tiny_h5(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    # With both cores busy (CI, parallel jobs) torch's default 2 threads thrash badly.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Every test of this folder runs on one torch thread (tests/conftest.py)."""
 
 
 class CrashAtEpoch(L.Callback):
