@@ -3,6 +3,8 @@ the step budget and the Trainer itself."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import logging
 import warnings
@@ -122,6 +124,21 @@ class ChannelsLast(Callback):
                 tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
 
 
+@functools.cache
+def _end_process_group_at_exit() -> None:
+    """Register, once, the destruction of a DDP process group when the process exits. Left
+    to the interpreter's shutdown, gloo's threads die unjoined and a run that finished and
+    saved everything still aborts ("terminate called without an active exception", exit
+    134; 3 of 12 two-process CPU runs here). Not destroyed sooner: the stage broadcasts its
+    metrics after ``fit``, and a caller may train again in the same process."""
+
+    def end() -> None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+    atexit.register(end)
+
+
 def make_trainer(
     runtime: Runtime,
     out_dir: Path,
@@ -140,6 +157,7 @@ def make_trainer(
     ``limits`` are passed through (max_epochs, max_steps, val_check_interval, ...);
     ``deterministic="warn"`` for ops without a deterministic kernel on the device.
     """
+    _end_process_group_at_exit()
     loggers = [CSVLogger(out_dir, name="logs")]
     if tensorboard:
         loggers.append(TensorBoardLogger(out_dir, name="tb", default_hp_metric=False))
