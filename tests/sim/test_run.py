@@ -155,3 +155,24 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_mixture_records_no_single_pixel_scale_and_one_variant_is_stored_resolved(tmp_path):
+    """A dataset of several variants with different pixel scales has no one pixel scale
+    (NaN attrs) and no per-image instrument; a preset narrowed to one variant is stored as
+    that variant, so its attrs and instrument are the ones its images were rendered with."""
+    from lensr.data.store import open_dataset
+    from lensr.instrument.from_dataset import dataset_pixel_scale, has_simulated_instrument
+    from lensr.train.streaming import load_preset_spec
+
+    small = {"hr_size": 32}
+    ground = load_preset_spec("generalist/ground*").model_copy(update=small)
+    hsc = load_preset_spec("generalist/ground-hsc").model_copy(update=small)
+    a = simulate(ground, n=2, out=tmp_path / "mix.h5", progress=False)
+    b = simulate(hsc, n=2, out=tmp_path / "hsc.h5", progress=False)
+    with open_dataset(a) as mix, open_dataset(b) as one:
+        assert np.isnan(mix.attrs["lr_pixel_scale"]) and dataset_pixel_scale(mix) is None
+        assert not has_simulated_instrument(mix)
+        assert dataset_pixel_scale(one) == pytest.approx(0.168)
+        assert has_simulated_instrument(one) and not one.config["variants"]
+        assert one.config["lr"]["psf"]["type"] == "moffat"

@@ -148,8 +148,12 @@ class PhysicsRecorder:
     def __init__(self, ds):
         params = ds.params
         names = params.dtype.names if params is not None else ()
-        self.active = ds.hr_clean is not None and {"theta_e", "lens_x", "lens_y"} <= set(
-            names or ()
+        # Not on a mixture of pixel scales (its hr_pixel_scale attr is NaN).
+        pixel = float(ds.attrs.get("hr_pixel_scale", 0.05))
+        self.active = (
+            ds.hr_clean is not None
+            and {"theta_e", "lens_x", "lens_y"} <= set(names or ())
+            and np.isfinite(pixel)
         )
         self.values: dict[str, dict[str, list[float]]] = {}
         self.truth_radius: list[float] = []
@@ -157,7 +161,7 @@ class PhysicsRecorder:
         if not self.active:
             return
         self.params, self.ds = params, ds
-        self.pixel_scale = float(ds.attrs.get("hr_pixel_scale", 0.05))
+        self.pixel_scale = pixel
         table = ds.subhalos()
         self.subhalos = {int(i): table[table["image"] == i] for i in np.unique(table["image"])}
         self.chunk_info: list[dict] = []

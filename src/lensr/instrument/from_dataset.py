@@ -45,8 +45,12 @@ VarianceFn = Callable[[np.ndarray], np.ndarray]
 
 
 def has_simulated_instrument(ds) -> bool:
-    """Whether ``ds`` stores the simulation parameters :func:`instrument_for` needs."""
-    return ds.params is not None and bool(ds.attrs.get("config"))
+    """Whether ``ds`` stores the simulation parameters :func:`instrument_for` needs: not a
+    mixture of several variants (the parameters do not record each image's variant; a
+    one-variant preset is stored resolved, :func:`lensr.sim.run.simulate`)."""
+    if ds.params is None or not ds.attrs.get("config"):
+        return False
+    return len(ds.config.get("variants") or []) <= 1
 
 
 def instrument_for(ds, positions, *, source: str = "hr") -> tuple[Degradation, VarianceFn]:
@@ -182,7 +186,7 @@ def lr_instrument(
             "give the LR PSF FWHM (--lr-psf-fwhm, arcsec) to check LR-consistency"
         )
     if pixel_scale is None:
-        pixel_scale = _attr_pixel_scale(ds)
+        pixel_scale = dataset_pixel_scale(ds)
     if pixel_scale is None:
         raise LensrError(
             f"{ds.path.name} records no LR pixel scale; give it (--pixel-scale, arcsec per LR "
@@ -196,7 +200,8 @@ def lr_instrument(
     )
 
 
-def _attr_pixel_scale(ds) -> float | None:
+def dataset_pixel_scale(ds) -> float | None:
+    """The LR pixel size in arcsec a dataset records (attr ``lr_pixel_scale``), or None."""
     value = ds.attrs.get("lr_pixel_scale")
     try:
         return float(value) if value is not None and float(value) > 0 else None

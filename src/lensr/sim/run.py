@@ -20,7 +20,7 @@ from lensr.data.store import check_output_path, partial_path
 from lensr.data.writer import DatasetWriter, UnusablePartial
 from lensr.errors import LensrError
 from lensr.io import FileLock
-from lensr.sim.config import SimConfig, load_sim_config
+from lensr.sim.config import SimConfig, load_sim_config, variant_configs
 from lensr.sim.render import PARAM_FIELDS, Renderer
 
 _CHUNK = 8
@@ -78,16 +78,30 @@ def _provenance(cfg: SimConfig, seed: int, n: int, shard) -> dict:
     return {
         "producer": "lensr simulate",
         "lenstronomy_version": lenstronomy.__version__,
-        "config": cfg.model_dump_json(),
+        "config": stored_config(cfg),
         "preset": cfg.name,
         "seed": seed,
         "n_total": n,
         "shard": "" if shard is None else f"{shard[0]}/{shard[1]}",
         "scale": cfg.scale,
-        "hr_pixel_scale": cfg.hr_pixel_scale,
-        "lr_pixel_scale": cfg.lr_pixel_scale,
+        # NaN for a mixture whose variants differ: no one pixel scale holds for every image.
+        **_pixel_scales(cfg),
         "units": f"surface brightness; 1 = {cfg.flux_zero_point} mag/arcsec^2",
     }
+
+
+def stored_config(cfg: SimConfig) -> str:
+    """The ``config`` attr of a dataset simulated from ``cfg`` (JSON). A preset narrowed to
+    one variant (``generalist/ground-hsc``) is stored as that variant's config (the same
+    images), so the dataset's instrument is the one it was rendered with."""
+    return (variant_configs(cfg)[0][0] if len(cfg.variants) == 1 else cfg).model_dump_json()
+
+
+def _pixel_scales(cfg: SimConfig) -> dict:
+    subs = [c for c, _ in variant_configs(cfg)]
+    hr = {c.hr_pixel_scale for c in subs}
+    value = hr.pop() if len(hr) == 1 else float("nan")
+    return {"hr_pixel_scale": value, "lr_pixel_scale": value * cfg.scale}
 
 
 def _same_run(attrs, cfg: SimConfig, seed: int, n: int, shard) -> str | None:

@@ -68,7 +68,7 @@ def instrument_kwargs(info: dict, model_kwargs: dict) -> dict:
     where ``model_kwargs`` does not set them and the dataset has parameters."""
     params, pixel = info["params"], info["pixel"]
     out = {}
-    if params is None or pixel <= 0:
+    if params is None or not pixel > 0:  # NaN: a mixture of pixel scales
         return out
     for key, field in (("lr_psf_fwhm", "lr_fwhm"), ("hr_psf_fwhm", "hr_fwhm")):
         if key not in model_kwargs:
