@@ -7,8 +7,11 @@ never a training or validation pair of lensr.train.streaming). Every model is sc
 images) against the noise-free HR and against the noisy HR; the noise floor is the
 noise-free HR itself scored against the noisy HR. "seen" says whether the preset was in the
 model's training prior (its sidecar's ``data.presets``): presets a model never saw are its
-held-out presets. The in-distribution model (``--in-dist-steps`` > 0) is the first model's
-architecture trained by streaming on that preset alone, from the same seed.
+held-out presets. "out of prior" is the share of test images ``lensr upscale`` would warn
+about for that model, knowing each image's pixel scale and PSF (as for a simulated dataset
+or a FITS cutout with WCS given ``--lr-psf-fwhm``). The in-distribution model
+(``--in-dist-steps`` > 0) is the first model's architecture trained by streaming on that
+preset alone, from the same seed.
 
 Usage::
 
@@ -31,21 +34,45 @@ import numpy as np
 
 from lensr.eval.metrics import score_images
 from lensr.infer.arrays import upscale_array
+from lensr.infer.prior import prior_range, prior_warning
+from lensr.infer.sky import remove_sky
 from lensr.models.checkpoint import resolve_model
 from lensr.models.pretrained import pretrained_names
-from lensr.sim.config import preset_names
+from lensr.sim.config import preset_names, variant_configs
 from lensr.sim.render import Renderer
 from lensr.train.streaming import TEST_SEED_OFFSET, load_preset_spec
 
 
-def test_set(spec: str, *, n: int, seed: int, size: int | None = None):
-    """``n`` held-out (lr, hr, hr_clean) stacks of preset ``spec`` (HR side ``size``)."""
+def test_set(spec: str, *, n: int, seed: int, size: int | None = None, psf: bool = False):
+    """``n`` held-out (lr, hr, hr_clean) stacks of preset ``spec`` (HR side ``size``), and
+    with ``psf`` each image's LR PSF FWHM (arcsec) too."""
     cfg = load_preset_spec(spec)
     if size:
         cfg = cfg.model_copy(update={"hr_size": size})
     r = Renderer(cfg)
     samples = [r.render(seed + TEST_SEED_OFFSET, i) for i in range(n)]
-    return tuple(np.stack([getattr(s, k) for s in samples]) for k in ("lr", "hr", "hr_clean"))
+    stacks = tuple(np.stack([getattr(s, k) for s in samples]) for k in ("lr", "hr", "hr_clean"))
+    return (*stacks, np.array([s.params["lr_fwhm"] for s in samples])) if psf else stacks
+
+
+def lr_pixel_scale(spec: str) -> float | None:
+    """The LR pixel scale of preset ``spec``, None for a mixture of several."""
+    scales = {c.lr_pixel_scale for c, _ in variant_configs(load_preset_spec(spec))}
+    return scales.pop() if len(scales) == 1 else None
+
+
+def out_of_prior(model, lr, *, pixel_scale, fwhm) -> float | None:
+    """Share of the images ``lensr upscale`` would warn about (pixel scale and PSF known,
+    as for a simulated dataset); None for a model without a recorded prior."""
+    meta = getattr(model, "metadata", None)
+    if prior_range(meta) is None:
+        return None
+    _, records = remove_sky(lr, "auto")
+    warned = [
+        prior_warning(r, meta, pixel_scale=pixel_scale, psf_fwhm=float(f)) is not None
+        for r, f in zip(records, fwhm, strict=True)
+    ]
+    return float(np.mean(warned))
 
 
 def score(model, lr, hr, clean) -> dict[str, float]:
@@ -143,7 +170,8 @@ def main(argv=None) -> int:
     rows, t0 = [], time.time()
     with tempfile.TemporaryDirectory() as tmp:
         for spec in presets:
-            lr, hr, clean = test_set(spec, n=args.n, seed=args.seed, size=args.size)
+            lr, hr, clean, fwhm = test_set(spec, n=args.n, seed=args.seed, size=args.size, psf=True)
+            known = {"pixel_scale": lr_pixel_scale(spec), "fwhm": fwhm}
             entries = {"bicubic": resolve_model("bicubic")} | models
             if args.in_dist_steps > 0:
                 entries["in-distribution"] = in_distribution(
@@ -157,8 +185,10 @@ def main(argv=None) -> int:
             for name, model in entries.items():
                 prior = trained_on(model)
                 seen = seen_in(spec, prior) if prior else None  # None: bicubic
+                warned = out_of_prior(model, lr, **known)
                 rows.append(
-                    {"preset": spec, "model": name, "seen": seen, **score(model, lr, hr, clean)}
+                    {"preset": spec, "model": name, "seen": seen, "out_of_prior": warned}
+                    | score(model, lr, hr, clean)
                 )
             rows.append(
                 {
@@ -179,15 +209,19 @@ def main(argv=None) -> int:
 
 def print_table(rows: list[dict]) -> None:
     cols = ("psnr_clean", "ssim_clean", "psnr_noisy", "ssim_noisy")
-    print("| preset | model | seen | PSNR clean | SSIM clean | PSNR noisy | SSIM noisy |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| preset | model | seen | out of prior | PSNR clean | SSIM clean | PSNR noisy | "
+        "SSIM noisy |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         seen = "" if r["seen"] is None else ("yes" if r["seen"] else "held out")
+        warned = "" if r.get("out_of_prior") is None else f"{100 * r['out_of_prior']:.0f} %"
         vals = " | ".join(
             f"{r[c]:.4f}" if c.startswith("ssim") and c in r else f"{r[c]:.2f}" if c in r else ""
             for c in cols
         )
-        print(f"| {r['preset']} | {r['model']} | {seen} | {vals} |")
+        print(f"| {r['preset']} | {r['model']} | {seen} | {warned} | {vals} |")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from lensr.errors import LensrError
-from lensr.infer.sky import prior_stats
+from lensr.infer.prior import prior_stats
 from lensr.models.checkpoint import resolve_model, save_checkpoint
 from lensr.models.pretrained import weights_dir
 from lensr.train.config import TrainConfig
@@ -116,9 +116,7 @@ def export(name: str, out: Path, dest: Path, *, n_test: int, smoke: bool) -> Pat
             "bicubic": score(resolve_model("bicubic"), lr, hr, clean),
         }
     worse = [
-        spec
-        for spec, s in scores.items()
-        if s["model"]["psnr_clean"] < s["bicubic"]["psnr_clean"]
+        spec for spec, s in scores.items() if s["model"]["psnr_clean"] < s["bicubic"]["psnr_clean"]
     ]
     if dest.resolve() == weights_dir().resolve() and worse:
         raise LensrError(
@@ -138,7 +136,7 @@ def export(name: str, out: Path, dest: Path, *, n_test: int, smoke: bool) -> Pat
         "scores": scores,
         "scores_note": f"{n_test} held-out pairs per preset (seed 2**33); PSNR/SSIM after "
         "min-max normalising the target; clean = vs noise-free HR, noisy = vs noisy HR",
-        "prior_range": prior_stats(lrs),
+        "prior_range": prior_stats(lrs, meta["data"]["preset_configs"]),
         "smoke": smoke,
     }
     extra = {
@@ -274,7 +272,12 @@ def main(argv=None) -> int:
             f"  {spec}: PSNR clean {m['psnr_clean']:.2f} (bicubic {b['psnr_clean']:.2f}), "
             f"noisy {m['psnr_noisy']:.2f} (bicubic {b['psnr_noisy']:.2f})"
         )
-    print(f"  prior noise/scale range {card['prior_range']['noise_rel']}")
+    ranges = card["prior_range"]
+    print(f"  prior noise/scale range {ranges['noise_rel']}")
+    print(
+        f"  prior LR pixel scale {ranges['lr_pixel_scale']} arcsec, PSF FWHM "
+        f"{ranges['lr_psf_fwhm']} arcsec = {ranges['lr_psf_fwhm_px']} LR px"
+    )
     return 0
 
 

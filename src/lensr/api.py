@@ -150,8 +150,12 @@ def upscale(
     :mod:`lensr.infer.sky`): "auto" measures each image's background on its border
     (sigma-clipped) and, for a pretrained or streamed model (trained sky-free), removes a
     pedestal above half the noise; "subtract" always removes it, "keep" removes it and adds
-    it back to the output, "none" leaves the input alone. An image whose noise is outside
-    the model's training prior raises a ``UserWarning``.
+    it back to the output, "none" leaves the input alone. An image outside the model's
+    training prior raises a ``UserWarning`` (:mod:`lensr.infer.prior`): its noise, and its
+    resolution when ``pixel_scale`` (LR arcsec per pixel; a FITS path's WCS gives it) and
+    optionally ``lr_psf_fwhm`` (arcsec) are known; a pretrained model warns too when the
+    pixel scale is unknown, because a model applied to sharper or blurrier images than
+    its prior can be worse than bicubic.
     ``images`` may also be a ``.npy`` or FITS path:
     it is read and upscaled to an array, or with ``out`` written to a file of the same
     kind (FITS header kept, WCS rescaled: exactly ``lensr upscale``) and ``out`` returned.
@@ -201,10 +205,12 @@ def upscale(
             **trust,
         )
     if isinstance(images, str | os.PathLike):
+        from lensr.data.fits_io import header_pixel_scale
         from lensr.infer.files import read_image_file
 
         item = read_image_file(Path(images))
         lead, stack = tuple(item.shape[:-2]), item.images
+        pixel_scale = pixel_scale or header_pixel_scale(item.header)
     else:
         array = np.asarray(images)
         if array.ndim < 2 or 0 in array.shape:
@@ -231,13 +237,16 @@ def upscale(
             uncertainty=uncertainty,
             instrument=instrument,
             sky=sky,
+            pixel_scale=pixel_scale,
+            psf_fwhm=lr_psf_fwhm,
             **options,
         )
         sr, sigma = run(stack)
-    if run.prior_summary():
-        import warnings
+    for line in (run.prior_summary(), run.unchecked_summary()):
+        if line:
+            import warnings
 
-        warnings.warn(run.prior_summary(), stacklevel=2)
+            warnings.warn(line, stacklevel=2)
     shape = (*lead, *sr.shape[-2:])
     return (sr.reshape(shape), sigma.reshape(shape)) if uncertainty else sr.reshape(shape)
 

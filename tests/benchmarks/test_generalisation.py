@@ -47,3 +47,19 @@ def test_one_preset_table_end_to_end(gen, tmp_path, capsys):
     assert mine["seen"] is False and rows[0]["seen"] is None
     assert all(0 < mine[k] < 100 for k in ("psnr_clean", "psnr_noisy"))
     assert "| sim | bicubic |" in capsys.readouterr().out
+
+
+def test_ground_model_is_out_of_prior_on_space_images_only(gen):
+    """The column that reports the out-of-prior warning: ground-x2 (seeing-limited prior)
+    warns on every sim image (0.1"/px, 0.16" PSF) and on none of its own HSC variant's."""
+    from lensr.models.checkpoint import resolve_model
+
+    ground = resolve_model("ground-x2")
+    rates = {}
+    for spec in ("sim", "generalist/ground-hsc"):
+        lr, _, _, fwhm = gen.test_set(spec, n=4, seed=0, size=32, psf=True)
+        known = {"pixel_scale": gen.lr_pixel_scale(spec), "fwhm": fwhm}
+        rates[spec] = gen.out_of_prior(ground, lr, **known)
+    assert rates == {"sim": 1.0, "generalist/ground-hsc": 0.0}
+    assert gen.lr_pixel_scale("generalist/ground*") is None  # a mixture: no one scale
+    assert gen.out_of_prior(resolve_model("bicubic"), lr, **known) is None

@@ -173,3 +173,16 @@ def test_missing_file_and_missing_hdu(tmp_path):
     fits.PrimaryHDU(np.zeros((8, 8), np.float32)).writeto(path)
     with pytest.raises(LensrError, match="has no HDU 'SCI'"):
         read_fits_image(path, hdu="SCI")
+
+
+def test_header_pixel_scale_reads_a_celestial_wcs_only():
+    from lensr.data.fits_io import header_pixel_scale
+
+    h = fits.Header()
+    assert header_pixel_scale(h) is None and header_pixel_scale(None) is None
+    h.update(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRPIX1=1, CRPIX2=1, CRVAL1=10, CRVAL2=-5)
+    h.update(CD1_1=-0.168 / 3600, CD1_2=0.0, CD2_1=0.0, CD2_2=0.168 / 3600)
+    assert header_pixel_scale(h) == pytest.approx(0.168)
+    assert header_pixel_scale(scale_wcs_header(h, 2)) == pytest.approx(0.084)
+    linear = fits.Header({"CTYPE1": "X", "CTYPE2": "Y", "CDELT1": 2.0, "CDELT2": 2.0})
+    assert header_pixel_scale(linear) is None  # pixels, not the sky

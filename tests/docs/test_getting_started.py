@@ -28,3 +28,4 @@ def test_the_first_upscale_runs_as_written(run_page, tmp_path):
         assert hdul[0].data.shape == (48, 48)
         assert abs(hdul[0].header["CDELT2"] - 1.4e-5) < 1e-12
         assert hdul[0].header["LSKYMODE"] == "auto" and hdul[0].header["LPRIOR"] in ("in", "out")
+        assert hdul[0].header["LPRCHK"] == "noise,pixel"  # 0.1"/px read from the WCS

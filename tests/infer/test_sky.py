@@ -6,13 +6,8 @@ import torch
 from astropy.io import fits
 
 from lensr.errors import LensrError
-from lensr.infer.sky import (
-    estimate_sky,
-    noise_to_signal,
-    prior_warning,
-    remove_sky,
-    restore_sky,
-)
+from lensr.infer.prior import prior_warning
+from lensr.infer.sky import estimate_sky, noise_to_signal, remove_sky, restore_sky
 from lensr.infer.upscale import upscale_path
 from lensr.models import create_model
 from lensr.models.checkpoint import save_checkpoint

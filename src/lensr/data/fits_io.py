@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from astropy.wcs import WCS
+from astropy.wcs.utils import proj_plane_pixel_scales
 
 from lensr.errors import LensrError
 
@@ -91,6 +93,29 @@ def read_fits_image(
         for axis in range(3, data.ndim + 1):
             header.remove(f"NAXIS{axis}", ignore_missing=True)
     return image, header
+
+
+def header_pixel_scale(header: fits.Header | None) -> float | None:
+    """The pixel size in arcsec of an image with a celestial WCS (the mean of its two axes'
+    scales), or None when the header has none or it does not parse.
+
+    Example::
+
+        header_pixel_scale(fits.getheader("hsc_cutout.fits"))    # 0.168
+    """
+    if header is None:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # FITSFixedWarning on many survey headers
+            celestial = WCS(header, naxis=2).celestial
+            if not celestial.has_celestial:
+                return None
+            scales = proj_plane_pixel_scales(celestial) * 3600.0
+    except Exception:  # astropy raises many types on malformed WCS cards
+        return None
+    value = float(np.mean(np.abs(scales)))
+    return value if np.isfinite(value) and value > 0 else None
 
 
 def scale_wcs_header(header: fits.Header, scale: int) -> fits.Header:

@@ -26,8 +26,9 @@ from tqdm import tqdm
 from lensr.data.store import open_dataset
 from lensr.errors import LensrError
 from lensr.infer.arrays import check_finite, model_percentile, model_scale, upscale_array
+from lensr.infer.prior import checked, prior_range, prior_warning, unchecked_note
 from lensr.infer.projection import project
-from lensr.infer.sky import prior_range, prior_warning, remove_sky, restore_sky
+from lensr.infer.sky import remove_sky, restore_sky
 from lensr.infer.uncertainty import predict_with_uncertainty
 from lensr.instrument.from_dataset import (
     LRInstrument,
@@ -56,16 +57,28 @@ class Runner:
         uncertainty: bool = False,
         instrument: InstrumentFn | None = None,
         sky: str = "none",
+        pixel_scale: float | None = None,
+        psf_fwhm: float | None = None,
         **options,
     ):
         self.models, self.factor, self.bar, self.options = models, factor, bar, options
         self.uncertainty, self.instrument = uncertainty, instrument
-        # lensr.infer.sky: pedestal removal and the out-of-prior check, recorded per image.
-        self.sky, self.sky_records, self.warnings = sky, [], []
+        # lensr.infer.sky and .prior: pedestal removal and the out-of-prior check (on the
+        # noise, and on the LR pixel scale and PSF FWHM in arcsec when known), per image.
+        self.sky, self.sky_records, self.warnings, self.checked = sky, [], [], []
+        self.pixel_scale, self.psf_fwhm = pixel_scale, psf_fwhm
 
     def __call__(
-        self, images: np.ndarray, *, positions: np.ndarray | None = None
+        self,
+        images: np.ndarray,
+        *,
+        positions: np.ndarray | None = None,
+        pixel_scale=None,
+        psf_fwhm=None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``pixel_scale`` and ``psf_fwhm``: the LR pixel size and PSF FWHM of these images
+        in arcsec (one value, or one per image, NaN where unknown) where the Runner's own
+        (the user's) are None."""
         step = self.options["batch_size"]
         parts, sigmas = [], []
         records = []
@@ -75,7 +88,12 @@ class Runner:
             trained_sky_free = prior_range(meta) is not None
             images, records = remove_sky(images, self.sky, sky_subtracted_prior=trained_sky_free)
             self.sky_records += records
-            self.warnings += [prior_warning(r, meta) for r in records]
+            scales = _per_image(self.pixel_scale or pixel_scale, len(records))
+            fwhms = _per_image(self.psf_fwhm or psf_fwhm, len(records))
+            for r, ps, fwhm in zip(records, scales, fwhms, strict=True):
+                known = dict(pixel_scale=ps, psf_fwhm=fwhm)
+                self.warnings.append(prior_warning(r, meta, **known))
+                self.checked.append(checked(meta, **known))
         for start in range(0, len(images), step):
             chunk = images[start : start + step]
             sr, sigma = self._one(
@@ -97,6 +115,16 @@ class Runner:
         out = [w for w in self.warnings if w]
         return f"{len(out)} of {len(self.warnings)} input(s) {out[0]}" if out else None
 
+    def unchecked_summary(self) -> str | None:
+        """One line when the model's card records its instrument but the pixel scale of
+        some inputs was unknown, so their resolution was not checked; else None."""
+        meta = getattr(self.models[0], "metadata", None)
+        ranges = prior_range(meta) or {}
+        blind = sum("pixel" not in c for c in self.checked)
+        if "lr_pixel_scale" not in ranges or not blind:
+            return None
+        return f"{blind} of {len(self.checked)} input(s): {unchecked_note(meta)}"
+
     def _one(self, lr: np.ndarray, positions) -> tuple[np.ndarray, np.ndarray | None]:
         sigma = None
         if self.uncertainty:
@@ -107,6 +135,12 @@ class Runner:
             inst = self.instrument(lr, positions)
             sr = project(sr, lr, inst.D, variance=inst.variance)
         return sr, sigma
+
+
+def _per_image(value, n: int) -> list[float | None]:
+    """One value or one per image (NaN: unknown) as ``n`` floats or None."""
+    values = np.broadcast_to(np.asarray(np.nan if value is None else value, float), (n,))
+    return [float(v) if np.isfinite(v) else None for v in values]
 
 
 def load_models(specs: list[str], *, scale: int | None) -> list[nn.Module]:

@@ -1,4 +1,5 @@
-"""Sky and normalisation of real inputs, and the out-of-prior check of ``lensr upscale``.
+"""Sky and normalisation of real inputs for ``lensr upscale`` (the out-of-prior check that
+uses them is :mod:`lensr.infer.prior`).
 
 Real cutouts rarely look like the training pairs: they carry a sky pedestal (a survey's
 residual background, or ~0.15 after DeepLense's per-image min-max normalisation) that the
@@ -14,15 +15,14 @@ image's 99.5th percentile, :mod:`lensr.data.normalize`), so surface brightness, 
   records a ``prior_range``; for other models and baselines "auto" only measures and
   records), always (``"subtract"``), or never (``"none"``); ``"keep"`` subtracts it for
   the model and adds it back to the output.
-* :func:`noise_to_signal` is the statistic a model card stores for its training prior
-  (``prior_range.noise_rel``: the MAD noise estimate over the LR scale, 1st-99th percentile
-  of the prior), and :func:`prior_warning` is the one line ``lensr upscale`` prints, and
-  writes into the output header, when an input falls outside it (by more than 1.5x).
+* :func:`noise_to_signal` is the noise statistic a model card stores for its training
+  prior (``prior_range.noise_rel``: the MAD noise estimate over the LR scale), which
+  :mod:`lensr.infer.prior` compares an input with.
 
 Example::
 
     images, records = remove_sky(lr_stack, "auto")
-    warnings = [prior_warning(r, model.metadata) for r in records]
+    levels = [r.level for r in records]
 """
 
 from __future__ import annotations
@@ -41,8 +41,6 @@ BORDER = 0.2
 """Share of the image side, on each edge, whose pixels measure the sky."""
 PEDESTAL_IN_SIGMA = 0.5
 """``sky="auto"`` subtracts a level above this many noise sigmas."""
-PRIOR_TOLERANCE = 1.5
-"""An input is out of prior when its statistic is beyond the range by more than this factor."""
 
 
 @dataclass
@@ -122,46 +120,9 @@ def restore_sky(sr: np.ndarray, records: list[SkyRecord]) -> np.ndarray:
     return sr
 
 
-def prior_range(metadata: dict | None) -> dict | None:
-    """The training prior's ranges a checkpoint sidecar (model card) records, or None."""
-    meta = metadata or {}
-    card = meta.get("card") if isinstance(meta.get("card"), dict) else {}
-    data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
-    found = card.get("prior_range") or data.get("prior_range")
-    return found if isinstance(found, dict) else None
-
-
-def prior_warning(record: SkyRecord, metadata: dict | None) -> str | None:
-    """One line when ``record``'s noise is outside the model's training prior, else None
-    (also None for models without a recorded prior, e.g. bicubic)."""
-    ranges = prior_range(metadata)
-    if not ranges or "noise_rel" not in ranges:
-        return None
-    lo, hi = (float(v) for v in ranges["noise_rel"])
-    x = record.noise_rel
-    if lo / PRIOR_TOLERANCE <= x <= hi * PRIOR_TOLERANCE:
-        return None
-    side = "noisier" if x > hi else "cleaner"
-    return (
-        f"out of prior: noise/scale {x:.3g} is {side} than the model's training range "
-        f"[{lo:.3g}, {hi:.3g}]; the output may be worse than bicubic"
-    )
-
-
-def prior_stats(lr_images) -> dict:
-    """The ``prior_range`` a model card stores, from LR images drawn from its prior: one
-    (N, H, W) stack or a list of stacks (of different sizes)."""
-    stacks = lr_images if isinstance(lr_images, list | tuple) else [lr_images]
-    rel = np.concatenate([noise_to_signal(s) for s in stacks])
-    return {
-        "noise_rel": [float(np.percentile(rel, 1)), float(np.percentile(rel, 99))],
-        "n_images": int(len(rel)),
-        "statistic": "MAD noise sigma / LR 99.5th percentile, 1st-99th percentile",
-    }
-
-
-def header_cards(mode: str, record: SkyRecord, warning: str | None) -> dict:
-    """FITS keywords (value, comment) recording what upscale assumed about one image."""
+def header_cards(mode: str, record: SkyRecord, warning: str | None, checked: str) -> dict:
+    """FITS keywords (value, comment) recording what upscale assumed about one image;
+    ``warning`` and ``checked`` are the out-of-prior check's (:mod:`lensr.infer.prior`)."""
     return {
         "LSKYMODE": (mode, "lensr sky mode: auto/subtract/keep/none"),
         "LSKYLEV": (record.level, "sky level estimated (input units, clipped)"),
@@ -170,4 +131,5 @@ def header_cards(mode: str, record: SkyRecord, warning: str | None) -> dict:
         "LSKYADD": (record.added_back, "sky level added back to the output"),
         "LNOISREL": (record.noise_rel, "noise / LR scale seen by the model"),
         "LPRIOR": ("out" if warning else "in", "input vs the model's training prior"),
+        "LPRCHK": (checked, "what was compared with the prior"),
     }

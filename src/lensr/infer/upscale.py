@@ -36,6 +36,7 @@ from torch import nn
 from tqdm import tqdm
 
 from lensr._version import __version__
+from lensr.data.fits_io import header_pixel_scale
 from lensr.data.image_files import image_files
 from lensr.data.normalize import SPEC
 from lensr.data.store import check_output_path, open_dataset
@@ -57,6 +58,7 @@ from lensr.infer.files import (
 )
 from lensr.infer.runner import Runner, instrument_source, load_models, uncertainty_note
 from lensr.infer.sky import SKY_MODES, header_cards
+from lensr.instrument.from_dataset import dataset_pixel_scale, has_simulated_instrument
 from lensr.io import atomic_path, created_attr, file_lock, remove_stale_temps, temp_path
 
 UNITS = ("surface-brightness", "flux-per-pixel")
@@ -118,8 +120,11 @@ def upscale_path(
     level and noise (sigma-clipped border statistics) and removes a real pedestal before
     the model ("subtract": always, "keep": remove, then add back to the output, "none":
     never); what was assumed goes into the output header (FITS keywords LSKY*, HDF5 attr
-    ``sky``), and an input whose noise is outside the model's training prior gets a
-    one-line warning on stderr and ``LPRIOR = 'out'``.
+    ``sky``). An input outside the model's training prior (:mod:`lensr.infer.prior`: its
+    noise; its LR pixel scale when known from ``pixel_scale``, a FITS celestial WCS or the
+    dataset; its PSF FWHM when ``lr_psf_fwhm`` is given) gets a one-line warning on
+    stderr and ``LPRIOR = 'out'`` (``LPRCHK`` says what was compared); when the pixel
+    scale is unknown, one line says that the resolution was not checked.
 
     ``compile`` (default None: the ``LENSR_COMPILE`` environment variable, off when unset)
     runs networks through ``torch.compile`` (:mod:`lensr.infer.compiled`; same outputs
@@ -183,6 +188,8 @@ def upscale_path(
             uncertainty=uncertainty,
             instrument=instrument,
             sky=sky,
+            pixel_scale=pixel_scale,
+            psf_fwhm=lr_psf_fwhm,
             **options,
         )
         prov["sky"] = sky
@@ -192,8 +199,9 @@ def upscale_path(
             path = _upscale_folder(src, dst, run=run, prov=prov)
         else:
             path = _upscale_file(src, dst, run=run, prov=prov)
-    if run.prior_summary():
-        print(f"lensr upscale: {run.prior_summary()}", file=sys.stderr)
+    for line in (run.prior_summary(), run.unchecked_summary()):
+        if line:
+            print(f"lensr upscale: {line}", file=sys.stderr)
     return path
 
 
@@ -229,7 +237,7 @@ def _upscale_file(src: Path, dst: Path, *, run: Runner, prov: dict) -> Path:
     """One .npy or FITS file into one file of the same kind."""
     item = read_image_file(src)
     run.bar.reset(total=len(item.images))
-    sr, sigma = run(item.images)
+    sr, sigma = run(item.images, pixel_scale=header_pixel_scale(item.header))
     _record_sky(item, run, len(run.sky_records) - len(item.images))
     dst.parent.mkdir(parents=True, exist_ok=True)
     write_image_file(dst, item, sr, scale=prov["scale"], note=_note(prov), sigma=sigma)
@@ -262,7 +270,11 @@ def _upscale_group(files: list[Path], folder: Path, *, run: Runner, prov: dict) 
     for i, item in enumerate(items):
         by_size.setdefault(item.images.shape[1:], []).append(i)
     for members in by_size.values():
-        sr, sigma = run(np.concatenate([items[i].images for i in members]))
+        scales = [header_pixel_scale(items[i].header) or np.nan for i in members]
+        sr, sigma = run(
+            np.concatenate([items[i].images for i in members]),
+            pixel_scale=np.repeat(scales, [len(items[i].images) for i in members]),
+        )
         bounds = np.cumsum([0] + [len(items[i].images) for i in members])
         for i, lo, hi in zip(members, bounds[:-1], bounds[1:], strict=True):
             _record_sky(items[i], run, len(run.sky_records) - int(bounds[-1]) + int(lo))
@@ -279,7 +291,7 @@ def _record_sky(item, run: Runner, index: int) -> None:
     if item.header is None or not run.sky_records:
         return
     record, warning = run.sky_records[index], run.warnings[index]
-    for key, card in header_cards(run.sky, record, warning).items():
+    for key, card in header_cards(run.sky, record, warning, run.checked[index]).items():
         item.header[key] = card
     if warning:
         item.header.add_history(f"lensr: {warning}"[:70])
@@ -304,6 +316,8 @@ def _upscale_h5(src: Path, dst: Path, *, run: Runner, prov: dict, overwrite: boo
         for start in range(0, n, READ_CHUNK):  # fail before any work
             check_finite(ds.lr[start : start + READ_CHUNK], f"{src}: lr")
         run.bar.reset(total=n)
+        pixel = dataset_pixel_scale(ds)
+        fwhm = ds.params["lr_fwhm"] if has_simulated_instrument(ds) else None
         check_output_path(dst, overwrite=overwrite)
         s = prov["scale"]
         with atomic_path(dst) as tmp, h5py.File(tmp, "w") as f:
@@ -319,7 +333,12 @@ def _upscale_h5(src: Path, dst: Path, *, run: Runner, prov: dict, overwrite: boo
             f.attrs["source_units"] = str(ds.attrs.get("units", "unknown"))
             for start in range(0, n, READ_CHUNK):
                 stop = min(start + READ_CHUNK, n)
-                out, spread = run(ds.lr[start:stop], positions=np.arange(start, stop))
+                out, spread = run(
+                    ds.lr[start:stop],
+                    positions=np.arange(start, stop),
+                    pixel_scale=pixel,
+                    psf_fwhm=None if fwhm is None else fwhm[start:stop],
+                )
                 sr[start:stop] = out
                 if sigma is not None:
                     sigma[start:stop] = spread

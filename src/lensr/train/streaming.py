@@ -37,7 +37,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from lensr.data.store import open_dataset
 from lensr.data.torch_data import EpochSampler, FullImages, random_patch
 from lensr.errors import LensrError
-from lensr.infer.sky import prior_stats
+from lensr.infer.prior import prior_stats
 from lensr.io import write_text
 from lensr.sim.config import SimConfig, load_sim_config
 from lensr.sim.render import Renderer
@@ -200,7 +200,7 @@ class SimulatedValidation(ConcatDataset):
 def validation_files(cfgs, *, seed: int, n_per_preset: int, folder: Path) -> list[Path]:
     """Simulate (or reuse, when made by the same config and seed) ``n_per_preset`` pairs of
     each preset with seed ``seed + VAL_SEED_OFFSET`` into ``folder``."""
-    from lensr.sim.run import simulate
+    from lensr.sim.run import simulate, stored_config
 
     paths = []
     val_seed = seed + VAL_SEED_OFFSET
@@ -208,9 +208,11 @@ def validation_files(cfgs, *, seed: int, n_per_preset: int, folder: Path) -> lis
         path = folder / f"val_{k}.h5"
         if path.exists():
             with open_dataset(path) as ds:
-                same = ds.attrs.get("config") == cfg.model_dump_json() and int(
-                    ds.attrs.get("seed", -1)
-                ) == val_seed and len(ds) == n_per_preset
+                same = (
+                    ds.attrs.get("config") == stored_config(cfg)
+                    and int(ds.attrs.get("seed", -1)) == val_seed
+                    and len(ds) == n_per_preset
+                )
             if same:
                 paths.append(path)
                 continue
@@ -286,7 +288,7 @@ def streaming_loaders(
     files = validation_files(cfgs, seed=cfg.seed, n_per_preset=n_val, folder=folder)
     val_set = SimulatedValidation([FullImages(f, np.arange(n_val)) for f in files])
     workers = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
-    prior = prior_stats([_lr_images(f) for f in files])
+    prior = prior_stats([_lr_images(f) for f in files], cfgs)
     train = DataLoader(
         train_set,
         batch_size=cfg.batch_size,
