@@ -155,14 +155,21 @@ def models():
         params = count_parameters(create_model(info.name, **kwargs))
         table.add_row(info.name, info.family, f"{params:,}", info.description)
     console.print(table)
+    from lensr.infer.prior import prior_range
     from lensr.models.pretrained import model_card, pretrained_names
 
-    shipped = Table("pretrained (--model NAME)", "architecture", "prior", "steps", "images seen")
+    shipped = Table(
+        "pretrained (--model NAME)", "architecture", "prior", "LR instrument", "steps",
+        "images seen",
+    )  # fmt: skip
     for name in pretrained_names():
         meta = model_card(name)
         card = meta.get("card", {})
+        r = prior_range(meta) or {}
+        ps, fwhm = r.get("lr_pixel_scale"), r.get("lr_psf_fwhm")
+        instrument = f'{ps[0]:g}-{ps[1]:g}"/px, PSF {fwhm[0]:g}-{fwhm[1]:g}"' if ps else "?"
         shipped.add_row(
-            name, meta.get("arch", "?"), str(card.get("prior", "?")),
+            name, meta.get("arch", "?"), str(card.get("prior", "?")), instrument,
             f"{card.get('steps', '?')}", f"{card.get('images_seen', '?')}",
-        )
+        )  # fmt: skip
     console.print(shipped if pretrained_names() else "pretrained: none shipped yet")

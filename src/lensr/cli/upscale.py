@@ -64,13 +64,17 @@ def upscale_command(
         "--pixel-scale.",
     ),
     lr_psf_fwhm: float = typer.Option(
-        None, help="LR PSF FWHM in arcsec (Gaussian), for --consistent on non-simulated input."
+        None,
+        help="LR PSF FWHM in arcsec (Gaussian): checked against the model's prior, and used "
+        "by --consistent on non-simulated input.",
     ),
     hr_psf_fwhm: float = typer.Option(
         0.0, help="PSF FWHM (arcsec) the SR output already carries, for --consistent."
     ),
     pixel_scale: float = typer.Option(
-        None, help="LR pixel size in arcsec, for --consistent on non-simulated input."
+        None,
+        help="LR pixel size in arcsec (default: a FITS input's celestial WCS): checked against "
+        "the model's prior, and used by --consistent on non-simulated input.",
     ),
     compile: bool = typer.Option(
         None,
