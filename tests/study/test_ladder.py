@@ -26,6 +26,7 @@ from lensr.study.classify import plan_classification
 
 NAMES = ["none", "cdm", "axion"]
 LADDER = {
+    "classifier": {"model_kwargs": {"small_input": False}},
     "n_train": 24,
     "n_test": 9,
     "ladder": {
@@ -279,3 +280,47 @@ def test_a_two_rung_ladder_runs_end_to_end_into_the_report(tmp_path):
     html = (run / "report.html").read_text()
     assert "The ladder: DeepLense-faithful to realistic" in html
     assert ("Attribution" in html) == (audit["changed"]["count"] > 0)
+
+
+def test_a_rung_can_swap_the_classifier_on_another_rungs_images_and_share_its_sr(tmp_path):
+    """Classifiers compared on the ladder: a rung naming the faithful rung's datasets with
+    its own classifier config trains only its classifiers, on the faithful SR model."""
+    ladder = {
+        **LADDER,
+        "ladder": {
+            "faithful": LADDER["ladder"]["faithful"],
+            "equivariant": {
+                "dataset": "cls-faithful-train",
+                "test": "cls-faithful-test",
+                "classifier": {"model": "equivariant-cnn", "lr": 1e-3},
+                "baselines": False,
+            },
+        },
+    }
+    stages = {s.name: s for s in plan_classification(study(ladder), tmp_path)}
+    assert "classify:equivariant:sr-all" not in stages
+    assert "classify:faithful:sr-all" in stages["classify:equivariant:eval"].deps
+    own, base = stages["classify:equivariant:classifier"], stages["classify:faithful:classifier"]
+    assert own.config["model"] == "equivariant-cnn" and own.config["lr"] == 1e-3
+    assert base.config["model"] == "resnet18"
+    assert base.config["model_kwargs"]["small_input"] is False
+    assert own.config["model_kwargs"] == {}  # ResNet-18's stem option is not inherited
+    bad = {**ladder, "ladder": {"x": {**ladder["ladder"]["faithful"], "classifier": {"lr": -1}}}}
+    with pytest.raises(LensrError, match="classify.ladder.x.classifier"):
+        plan_classification(study(bad), tmp_path)
+
+
+def test_rows_of_other_classifiers_are_named_and_compared_on_the_same_images(tmp_path):
+    files = {
+        "faithful": rung_file(tmp_path, "f", 0.77, 0.78, 0.77),
+        "eq": rung_file(tmp_path, "e", 0.89, 0.70, 0.33),
+    }
+    for name, label in (("f", "ResNet-18"), ("e", "D4-invariant group CNN")):
+        path = tmp_path / f"{name}.json"
+        extra = {"classifier": label, "dataset": "test.h5"}
+        path.write_text(json.dumps({**json.loads(path.read_text()), **extra}))
+    r = write_ladder(files, out_dir=tmp_path / "o", roles={"faithful": "faithful"})
+    assert [x["label"] for x in r["rungs"]] == ["faithful, ResNet-18", "eq, D4-invariant group CNN"]
+    text = r["verdict"][-1]
+    assert text.startswith("On the eq, D4-invariant group CNN rung the HR-trained D4-invariant")
+    assert "it is higher against the ResNet-18 on HR and lower on SR." in text

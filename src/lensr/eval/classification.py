@@ -34,7 +34,14 @@ from lensr.data.normalize import lr_scale_np
 from lensr.data.store import LensDataset
 from lensr.errors import LensrError
 from lensr.eval.classification_figures import FIGURES, figure_writers
-from lensr.eval.classify_inputs import classifier_for, count_images, load_sr, open_data, spec_text
+from lensr.eval.classify_inputs import (
+    classifier_for,
+    classifier_label,
+    count_images,
+    load_sr,
+    open_data,
+    spec_text,
+)
 from lensr.eval.output_dir import check_out_dir, json_writer, write_all
 from lensr.io import file_lock
 from lensr.models.checkpoint import resolve_model
@@ -384,6 +391,7 @@ def evaluate_classifier(
             result = {
                 "dataset": str(ds.path),
                 "classifier": spec_text(classifier),
+                "classifier_label": classifier_label(model),
                 "sr_models": {name: spec_text(spec) for name, spec in sr_models.items()},
                 "n": int(n),
                 "class_names": names,

@@ -92,6 +92,17 @@ def check_classifier(model: nn.Module, meta: dict, ds: LensDataset, *, name: str
         )
 
 
+def classifier_label(model: nn.Module) -> str:
+    """A classifier's name for tables and sentences, from its registry description:
+    "ResNet-18", "D4-invariant group CNN"; its arch name when unregistered."""
+    arch = (getattr(model, "metadata", None) or {}).get("arch") or type(model).__name__
+    try:
+        description = get_model_info(arch).description
+    except LensrError:
+        return str(arch)
+    return description.split(" classifier")[0]
+
+
 def classifier_for(classifier: str | os.PathLike | nn.Module, ds: LensDataset) -> nn.Module:
     """:func:`load_classifier`, then :func:`check_classifier` against ``ds``: the model.
 

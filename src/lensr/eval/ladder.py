@@ -28,7 +28,13 @@ from torch import nn
 from lensr.data.store import LensDataset, open_dataset
 from lensr.errors import LensrError
 from lensr.eval.classification import HR, LR, classify_variants, nan_to_none, score_intervals
-from lensr.eval.classify_inputs import classifier_for, count_images, load_sr, open_data
+from lensr.eval.classify_inputs import (
+    classifier_for,
+    classifier_label,
+    count_images,
+    load_sr,
+    open_data,
+)
 from lensr.eval.output_dir import check_out_dir, json_writer, text_writer, write_all
 from lensr.models.checkpoint import resolve_model
 
@@ -100,7 +106,8 @@ def score_rung(
 ) -> dict:
     """Score one rung's test set: the HR-trained ``classifier`` on HR, bicubic LR and
     ``sr``'s output, and (when given) ``lr_classifier`` on bicubic LR and
-    ``sr_classifier`` on SR. Writes ``rung.json`` (the returned dict: ``dataset``, ``n``,
+    ``sr_classifier`` on SR. Writes ``rung.json`` (the returned dict: ``dataset``,
+    ``classifier`` (its name, :func:`lensr.eval.classify_inputs.classifier_label`), ``n``,
     ``class_names``, ``chance``, ``variants: {variant: {label, accuracy, macro_auc}}``,
     each a bootstrap summary with ``ci_low``/``ci_high``).
 
@@ -121,15 +128,17 @@ def score_rung(
             runs.append((lr_classifier, {LR_TRAINED: bicubic}))
         if sr_classifier is not None:
             runs.append((sr_classifier, {SR_TRAINED: sr_net}))
-        probs = {}
+        probs, label = {}, None
         for clf, sources in runs:
             model = classifier_for(clf, ds)
+            label = label or classifier_label(model)
             probs.update(
                 classify_variants(ds, model, sources, n=n, batch_size=128, progress=progress)
             )
         labels, names = ds.labels[:n], ds.class_names
         result = {
             "dataset": str(ds.path),
+            "classifier": label,
             "n": int(n),
             "class_names": names,
             "chance": 1.0 / len(names),
@@ -174,7 +183,8 @@ def _num(s: dict | None) -> str:
 def _rung_sentence(r: dict) -> str:
     hr, lr, sr = _acc(r, HR), _acc(r, LR), _acc(r, SR)
     text = (
-        f"On the {r['label']} rung the HR-trained classifier scores {_num(hr)} on HR, "
+        f"On the {r['label']} rung the HR-trained {r.get('classifier') or 'classifier'} "
+        f"scores {_num(hr)} on HR, "
         f"{_num(sr)} on SR ({compare(sr, hr)} with HR) and {_num(lr)} on bicubic LR"
     )
     lr_own, sr_own = _acc(r, LR_TRAINED), _acc(r, SR_TRAINED)
@@ -240,7 +250,26 @@ def ladder_verdict(rungs: list[dict], roles: dict) -> list[str]:
                 f"{_num(f)}: about {100 * min(max(share, 0), 1):.0f} % of the DeepLense-"
                 "faithful rung's above-chance accuracy is ring size, the rest morphology."
             )
+    named = {id(r) for r in (faithful, realistic, ring) if r}
+    for r in rungs:
+        if id(r) not in named:
+            out.append(_rung_sentence(r) + _same_images(r, faithful))
     return out
+
+
+def _same_images(r: dict, faithful: dict | None) -> str:
+    """For a rung scored on the faithful rung's test images by another classifier: how
+    the two classifiers compare there, on HR and on SR."""
+    if not faithful or r.get("dataset") != faithful.get("dataset"):
+        return ""
+    if r.get("classifier") == faithful.get("classifier"):
+        return ""
+    verdicts = {v: compare(_acc(r, v), _acc(faithful, v)) for v in (HR, SR)}
+    return (
+        f" On the same test images as the {faithful['label']} rung it is "
+        f"{verdicts[HR]} against the {faithful.get('classifier') or 'classifier'} on HR and "
+        f"{verdicts[SR]} on SR."
+    )
 
 
 ROLES = ("faithful", "realistic", "ring-size")
@@ -293,6 +322,9 @@ def write_ladder(
         r = json.loads(Path(path).read_text())
         role = next((k for k, v in roles.items() if v == name), None)
         rungs.append({"name": name, "label": labels.get(name) or name, "role": role, **r})
+    if len({r.get("classifier") for r in rungs}) > 1:  # name the classifier of every row
+        for r in rungs:
+            r["label"] = f"{r['label']}, {r.get('classifier') or 'classifier'}"
     comparisons = {
         r["name"]: {
             "SR vs HR": compare(_acc(r, SR), _acc(r, HR)),

@@ -57,7 +57,8 @@ def _variants_table(result: dict) -> str:
         header,
         rows,
         numeric=range(1, 3 + len(names)),
-        caption=f"ResNet-18 trained on HR, {result['n']} test images",
+        caption=f"{result.get('classifier_label') or 'Classifier'} trained on HR, "
+        f"{result['n']} test images",
     )
 
 
@@ -200,7 +201,8 @@ def classification_section(run_dir: Path) -> str | None:
         return None
     parts = [
         explain(
-            "A ResNet-18 trained on HR images classifies substructure (none, cdm subhalos, axion "
+            "A classifier trained on HR images (ResNet-18 unless a rung names another) "
+            "classifies substructure (none, cdm subhalos, axion "
             "vortex). Tested on HR, on LR upsampled by bicubic and on SR images, it shows whether "
             "super-resolution recovers what the low resolution lost, and whether it adds what was "
             "never there. The study we reproduce found 0.92 accuracy on HR, 0.34 on LR, 0.917 on "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lensr.config import validate
+from lensr.config import deep_update, validate
 from lensr.study.engine import Stage, fresh_dir, resumable
 from lensr.study.schema import StudyConfig, one_process, train_config
 
@@ -37,13 +37,16 @@ def _upscaled_clf(cfg, data: Path, root: Path, kind: str, model: str) -> list[Pa
     return _train_clf(cfg, copy, root / f"{kind}-classifier")
 
 
-def _rung_stages(study, name, rung, clf_cfg, sr_cfg, run_dir) -> list[Stage]:
+def _rung_stages(study, name, rung, clf_cfg, sr_cfg, run_dir, sr_owner) -> list[Stage]:
+    """The stages of one rung; ``sr_owner`` is the rung whose SR model it uses (itself,
+    or an earlier rung trained on the same dataset)."""
     spec = study.classify
     root = run_dir / "classify" / name
     data = run_dir / "data" / f"{rung.dataset}.h5"
     test = run_dir / "data" / f"{rung.test}.h5"
     baselines = spec.baselines if rung.baselines is None else rung.baselines
-    sr_path = str(root / "sr-all" / BEST)
+    sr_path = str(run_dir / "classify" / sr_owner / "sr-all" / BEST)
+    sr_stage = f"classify:{sr_owner}:sr-all"
 
     def train_sr():
         from lensr.train.fit import train
@@ -85,16 +88,19 @@ def _rung_stages(study, name, rung, clf_cfg, sr_cfg, run_dir) -> list[Stage]:
             lambda: _train_clf(clf_cfg, data, root / "classifier"),
             deps=[data_dep],
             outputs=[root / "classifier" / BEST],
-        ),
-        Stage(
-            f"{p}:sr-all",
-            sr_cfg.model_dump(),
-            train_sr,
-            deps=[data_dep],
-            outputs=[root / "sr-all" / BEST],
-        ),
+        )
     ]
-    scored = [f"{p}:classifier", f"{p}:sr-all", f"data:{rung.test}"]
+    if sr_owner == name:
+        stages.append(
+            Stage(
+                sr_stage,
+                sr_cfg.model_dump(),
+                train_sr,
+                deps=[data_dep],
+                outputs=[root / "sr-all" / BEST],
+            )
+        )
+    scored = [f"{p}:classifier", sr_stage, f"data:{rung.test}"]
     if baselines:
         stages += [
             Stage(
@@ -108,7 +114,7 @@ def _rung_stages(study, name, rung, clf_cfg, sr_cfg, run_dir) -> list[Stage]:
                 f"{p}:sr-classifier",
                 {"images": "sr-all", **clf_conf},
                 lambda: _upscaled_clf(clf_cfg, data, root, "sr", sr_path),
-                deps=[data_dep, f"{p}:sr-all"],
+                deps=[data_dep, sr_stage],
                 outputs=[root / "sr-classifier" / BEST],
             ),
         ]
@@ -129,6 +135,7 @@ def _audit_stages(study, sr_cfg, run_dir) -> list[Stage]:
     spec = study.classify
     name = spec.audit_rung()
     rung, root = spec.ladder[name], run_dir / "classify"
+    owner = next(n for n, r in spec.ladder.items() if r.dataset == rung.dataset)  # its SR
     data = run_dir / "data" / f"{rung.dataset}.h5"
     test = run_dir / "data" / f"{rung.test}.h5"
     cdm_cfg = train_config(study, {**spec.sr, "classes": ["cdm"]}, source="classify.sr")
@@ -144,7 +151,7 @@ def _audit_stages(study, sr_cfg, run_dir) -> list[Stage]:
 
         hallucination_audit(
             test,
-            sr_all=str(root / name / "sr-all" / BEST),
+            sr_all=str(root / owner / "sr-all" / BEST),
             sr_cdm_only=str(root / "sr-cdm" / BEST),
             classifier=root / name / "classifier" / BEST,
             out_dir=fresh_dir(root / "audit"),
@@ -167,7 +174,7 @@ def _audit_stages(study, sr_cfg, run_dir) -> list[Stage]:
             audit,
             deps=[
                 f"classify:{name}:classifier",
-                f"classify:{name}:sr-all",
+                f"classify:{owner}:sr-all",
                 "classify:sr-cdm",
                 f"data:{rung.test}",
             ],
@@ -182,19 +189,19 @@ def plan_classification(study: StudyConfig, run_dir: Path) -> list[Stage]:
     spec = study.classify
     if spec is None:
         return []
-    source = "classify.classifier"
-    clf_cfg = one_process(
-        validate(
-            ClassifierConfig,
-            {"seed": study.seed, "threads": study.threads, **spec.classifier},
-            source=source,
-        ),
-        source=source,
-    )
     sr_cfg = train_config(study, {**spec.sr, "classes": None}, source="classify.sr")
-    stages = []
+    stages, sr_owners = [], {}
     for name, rung in spec.ladder.items():
-        stages += _rung_stages(study, name, rung, clf_cfg, sr_cfg, run_dir)
+        source = f"classify.ladder.{name}.classifier" if rung.classifier else "classify.classifier"
+        base = {"seed": study.seed, "threads": study.threads, **spec.classifier}
+        if rung.classifier.get("model", base.get("model")) != base.get("model"):
+            base.pop("model_kwargs", None)  # they belong to the other architecture
+        clf_cfg = one_process(
+            validate(ClassifierConfig, deep_update(base, rung.classifier), source=source),
+            source=source,
+        )
+        owner = sr_owners.setdefault(rung.dataset, name)  # one SR model per training set
+        stages += _rung_stages(study, name, rung, clf_cfg, sr_cfg, run_dir, owner)
     if spec.hallucination:
         stages += _audit_stages(study, sr_cfg, run_dir)
     roles = {role: spec.role(role) for role in ("faithful", "realistic", "ring-size")}

@@ -79,6 +79,12 @@ class RungSpec(Strict):
     of the faithful rung: what remains of its accuracy without the ring-size cue)."""
     baselines: bool | None = None
     """Train the fair baselines on this rung (None: ``classify.baselines``)."""
+    classifier: dict = Field(default_factory=dict)
+    """ClassifierConfig keys over ``classify.classifier`` for this rung, e.g. ``{model:
+    equivariant-cnn}``. A rung naming another rung's datasets (``cls-<rung>-train``/``-test``)
+    with another classifier compares classifiers on the same images and shares that
+    rung's SR model (one SR model per training set). Another ``model`` does not inherit
+    ``classify.classifier``'s ``model_kwargs``."""
 
     @model_validator(mode="after")
     def _one_source(self):
