@@ -128,8 +128,32 @@ def test_predict_is_scale_free_and_normalised():
     p = predict(model, images, batch_size=2)
     assert p.shape == (5, 3) and np.allclose(p.sum(1), 1)
     assert np.allclose(predict(model, images * 250.0), p, atol=1e-5)
-    assert np.percentile(normalize_images(images)[0], 99.5) == pytest.approx(1, abs=1e-6)
     assert model.training  # mode restored
+
+
+def test_normalisation_removes_the_sky_pedestal_and_old_classifiers_keep_their_rule():
+    """DeepLense's min-max [0, 1] images carry a sky pedestal; the classifier's input
+    subtracts the border median, so a pedestal and a scale change nothing. A checkpoint
+    saved under the old rule (no subtraction) is still fed that rule by predict."""
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[:48, :48] - 24
+    ring = np.exp(-((np.hypot(x, y) - 10) ** 2) / 4)
+    images = (ring + rng.normal(0, 0.02, (4, 48, 48))).astype(np.float32)
+    minmax = (images - images.min((1, 2), keepdims=True)) / np.ptp(images, (1, 2), keepdims=True)
+    a, b = normalize_images(images), normalize_images(minmax)
+    np.testing.assert_allclose(a, b, atol=2e-4)
+    assert np.percentile(a[0], 99.5) == pytest.approx(1, abs=1e-3)
+    assert abs(float(np.median(a[:, :4, :]))) < 0.02  # the sky is at zero
+    legacy = {"name": "image-percentile", "percentile": 99.5}
+    old = normalize_images(minmax, spec=legacy)
+    assert np.median(old[:, :4, :]) > 0.05  # the old rule keeps the pedestal (~4 sigma)
+    torch.manual_seed(0)
+    model = create_model("resnet18", small_input=False)
+    model.metadata = {"normalization": legacy}
+    spy = []
+    model.register_forward_pre_hook(lambda m, args: spy.append(args[0][:, 0].numpy().copy()))
+    predict(model, minmax)
+    np.testing.assert_allclose(spy[0], old, atol=1e-6)
 
 
 # evaluate_classifier --------------------------------------------------------------------------

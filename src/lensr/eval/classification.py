@@ -6,8 +6,8 @@ of each given model. The gap between HR and LR is what resolution is worth to th
 SR should close it without inventing structure (:mod:`lensr.eval.audit` tests the latter).
 The classifier and SR models are loaded and checked by :mod:`lensr.eval.classify_inputs`.
 
-All inputs go through :func:`normalize_images` (each image divided by its own 99.5th
-percentile), the same rule the classifier was trained with.
+All inputs go through :func:`normalize_images` (each image's border median subtracted, then
+divided by its own 99.5th percentile), the rule the classifier was trained with.
 
 Example::
 
@@ -47,8 +47,12 @@ from lensr.io import file_lock
 from lensr.models.checkpoint import resolve_model
 
 PERCENTILE = 99.5
-NORMALIZATION = {"name": "image-percentile", "percentile": PERCENTILE}
-"""Recorded in classifier sidecars: every input image is divided by its own percentile."""
+BORDER = 0.1
+NORMALIZATION = {"name": "sky-percentile", "percentile": PERCENTILE, "border": BORDER}
+"""Recorded in classifier sidecars: from every input image the median of its border
+(``border`` of the side on each edge: the sky) is subtracted, then it is divided by its
+own percentile. Classifiers saved before (``"image-percentile"``) get no subtraction."""
+LEGACY = "image-percentile"
 HR, LR = "HR", "LR (bicubic)"
 ROC_POINTS = 200
 """At most this many points per ROC curve in the JSON files."""
@@ -59,25 +63,37 @@ CHUNK = 256
 # Normalisation and prediction --------------------------------------------------------------
 
 
-def normalize_images(images, *, percentile: float = PERCENTILE) -> np.ndarray:
-    """Divide each image (..., H, W) by its own ``percentile`` (default 99.5) -> float32.
+def normalize_images(images, *, spec: dict | None = None) -> np.ndarray:
+    """Images (..., H, W) as a classifier sees them -> float32: the median of the border
+    (the sky level) subtracted, then each divided by its own 99.5th percentile
+    (``spec``: a classifier's recorded ``normalization``, default :data:`NORMALIZATION`;
+    ``"image-percentile"`` divides only).
 
-    Scale-free and needing nothing but the image, so HR, upsampled LR and SR images are
-    treated identically (there is no LR partner to take a scale from at evaluation).
+    Scale- and pedestal-free and needing nothing but the image, so HR, upsampled LR and SR
+    images, counts, surface brightness and DeepLense's per-image min-max [0, 1] (a sky
+    pedestal of ~0.1-0.2) are treated alike.
 
     Example::
 
         x = normalize_images(ds.hr[:8])       # (8, 64, 64), 99.5th percentile 1 each
     """
-    images = np.asarray(images, dtype=np.float32)
-    scale = lr_scale_np(images, percentile=percentile).astype(np.float32)
-    return images / scale[..., None, None]
+    spec = spec or NORMALIZATION
+    x = np.asarray(images, dtype=np.float32)
+    if spec.get("name") != LEGACY:
+        h, w = x.shape[-2:]
+        b = max(1, round(float(spec.get("border", BORDER)) * min(h, w)))
+        edges = [x[..., :b, :], x[..., -b:, :], x[..., b:-b, :b], x[..., b:-b, -b:]]
+        flat = np.concatenate([e.reshape(*x.shape[:-2], -1) for e in edges], axis=-1)
+        x = x - np.median(flat, axis=-1).astype(np.float32)[..., None, None]
+    scale = lr_scale_np(x, percentile=float(spec.get("percentile", PERCENTILE)))
+    return x / scale.astype(np.float32)[..., None, None]
 
 
 def predict(model: nn.Module, images, *, batch_size: int = 128) -> np.ndarray:
     """Class probabilities (N, K), float64, of a stack of images (N, H, W).
 
-    Images are normalised with :func:`normalize_images` and run ``batch_size`` (default
+    Images are normalised with :func:`normalize_images` (by the rule recorded in the
+    model's ``metadata["normalization"]``) and run ``batch_size`` (default
     128) at a time under ``torch.inference_mode`` on the model's device, in eval mode
     (its previous mode is restored).
 
@@ -95,13 +111,16 @@ def predict(model: nn.Module, images, *, batch_size: int = 128) -> np.ndarray:
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None else torch.float32
+    recorded = (getattr(model, "metadata", None) or {}).get("normalization")
+    spec = recorded if isinstance(recorded, dict) else None
     was_training = model.training
     model.eval()
     out = []
     try:
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
-                x = torch.from_numpy(normalize_images(images[start : start + batch_size]))
+                chunk = images[start : start + batch_size]
+                x = torch.from_numpy(normalize_images(chunk, spec=spec))
                 logits = model(x[:, None].to(device, dtype))
                 out.append(torch.softmax(logits.double(), dim=1).cpu().numpy())
     finally:

@@ -4,12 +4,12 @@ The classifier is the instrument that measures what super-resolution does to the
 it is trained once, on HR simulations, and then asked to classify HR, LR (bicubic-upsampled)
 and SR images (:mod:`lensr.eval.classification`).
 
-Every image, in training and at evaluation, is divided by its own 99.5th percentile
-(:func:`lensr.eval.classification.normalize_images`). The classifier sees no LR partner
-at evaluation, so the SR convention "divide by a scale of the LR image" does not apply;
-a scale taken from the image itself is the same rule for every input kind and removes the
-source brightness, so the network has to learn morphology, and an SR or upsampled image
-whose flux scale is slightly off still lands in the same input range.
+Every image, in training and at evaluation, has its border median (the sky) subtracted and
+is divided by its own 99.5th percentile (:func:`lensr.eval.classification.normalize_images`).
+The classifier sees no LR partner at evaluation, so the SR convention "divide by a scale of
+the LR image" does not apply; a scale taken from the image itself is the same rule for every
+input kind and removes the source brightness, so the network has to learn morphology, and an
+SR or upsampled image whose flux scale is slightly off still lands in the same input range.
 
 Training: cross-entropy, AdamW with a per-step cosine schedule, each HR image under one of
 the 8 dihedral symmetries drawn from (seed, epoch, image), so a run is a pure function of
