@@ -95,6 +95,56 @@ def hardware() -> str:
     return gpu or f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
+CALIBRATION_SEED = 1
+"""Held-out pairs of this seed (+ 2**33) fit the shipped sigma calibration; the scoring
+pairs (seed 0) check it."""
+
+
+def calibrate(model, presets: list[str], *, n: int) -> dict:
+    """The ``sigma_calibration`` entry of a shipped model: ``a * sigma + b * LR noise + c *
+    |SR|`` (lensr.infer.uncertainty.fit_calibration) fitted on ``n`` held-out pairs per
+    preset of its prior (seed CALIBRATION_SEED) against the noise-free HR, with the coverage
+    within 1 and 2 sigma, raw and calibrated, on the scoring pairs (seed 0)."""
+    import numpy as np
+
+    from lensr.infer.uncertainty import (
+        apply_calibration,
+        coverage,
+        fit_calibration,
+        image_noise,
+        predict_with_uncertainty,
+    )
+
+    def samples(seed: int):
+        parts = []
+        for spec in presets:
+            lr, _, clean = test_set(spec, n=n, seed=seed)
+            mean, sigma = predict_with_uncertainty(lr, [model], calibrate=False)
+            noise = np.broadcast_to(image_noise(lr)[:, None, None], mean.shape)
+            parts.append((lr, mean, sigma, clean, noise))
+        return parts
+
+    fit_parts = samples(CALIBRATION_SEED)
+    stack = [np.concatenate([p[k].ravel() for p in fit_parts]) for k in (1, 2, 3, 4)]
+    mean, sigma, clean, noise = stack
+    fit = fit_calibration(mean - clean, sigma, noise, mean)
+    raw, calibrated = [], []
+    for lr, mean, sigma, clean, _ in samples(0):
+        raw.append((mean - clean, sigma))
+        calibrated.append((mean - clean, apply_calibration(sigma, fit, lr, mean)))
+
+    def pooled(pairs):
+        return coverage(*(np.concatenate([p[k].ravel() for p in pairs]) for k in (0, 1)))
+
+    return {
+        **{k: fit[k] for k in ("a", "b", "c", "terms")},
+        "dataset": f"{n} held-out pairs per preset of the prior (seed {CALIBRATION_SEED})",
+        "preset": None,
+        "coverage_raw": pooled(raw),
+        "coverage": pooled(calibrated),
+    }
+
+
 def export(name: str, out: Path, dest: Path, *, n_test: int, smoke: bool) -> Path:
     """Score ``out``'s best weights, attach the model card and write them into ``dest``."""
     timing = json.loads((out / "pretrain_time.json").read_text())
@@ -144,6 +194,7 @@ def export(name: str, out: Path, dest: Path, *, n_test: int, smoke: bool) -> Pat
         for k, v in meta.items()
         if k not in ("format", "arch", "kwargs", "scale", "lensr_version")
     }
+    extra["sigma_calibration"] = [calibrate(model, recipe["presets"].split(","), n=n_test)]
     dest.mkdir(parents=True, exist_ok=True)
     path = save_checkpoint(model, dest / f"{name}.safetensors", metadata={**extra, "card": card})
     size = path.stat().st_size / 2**20
@@ -272,6 +323,13 @@ def main(argv=None) -> int:
             f"  {spec}: PSNR clean {m['psnr_clean']:.2f} (bicubic {b['psnr_clean']:.2f}), "
             f"noisy {m['psnr_noisy']:.2f} (bicubic {b['psnr_noisy']:.2f})"
         )
+    fit = json.loads(path.with_suffix(".json").read_text())["sigma_calibration"][0]
+    print(
+        f"  sigma calibration a={fit['a']:.3g} b={fit['b']:.3g} c={fit['c']:.3g}: within "
+        f"1/2 sigma raw {fit['coverage_raw']['within_1sigma']:.3f}/"
+        f"{fit['coverage_raw']['within_2sigma']:.3f}, calibrated "
+        f"{fit['coverage']['within_1sigma']:.3f}/{fit['coverage']['within_2sigma']:.3f}"
+    )
     ranges = card["prior_range"]
     print(f"  prior noise/scale range {ranges['noise_rel']}")
     print(
