@@ -1,24 +1,15 @@
 """benchmarks/classification.py end to end at a tiny size: the HR score with intervals, the
 robustness rows (bicubic LR, 1 % noise, blur) and --eval-only rescoring the same classifier."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "classification.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    saved = list(sys.path)
-    spec = importlib.util.spec_from_file_location("classification_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    sys.path[:] = saved
+def bench(benchmark_script):
+    with benchmark_script("classification") as module:
+        yield module
 
 
 @pytest.mark.usefixtures("one_thread")

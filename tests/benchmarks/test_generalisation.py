@@ -1,10 +1,7 @@
 """benchmarks/generalisation.py: which presets a model saw, and one tiny end-to-end table
 (a checkpoint, bicubic and the noise floor scored on held-out pairs of one preset)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,17 +9,11 @@ import torch
 from lensr.models import create_model
 from lensr.models.checkpoint import save_checkpoint
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "generalisation.py"
-
 
 @pytest.fixture(scope="module")
-def gen():
-    saved = list(sys.path)
-    spec = importlib.util.spec_from_file_location("generalisation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    sys.path[:] = saved
+def gen(benchmark_script):
+    with benchmark_script("generalisation") as module:
+        yield module
 
 
 def test_seen_follows_the_prior_globs(gen):

@@ -14,16 +14,9 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
 
 
 @pytest.fixture(scope="module")
-def gpu_check():
-    saved = list(sys.path)
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_check"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    sys.path[:] = saved
-    sys.modules.pop("gpu_check", None)
-    sys.modules.pop("gpu_check_stages", None)
+def gpu_check(benchmark_script):
+    with benchmark_script("gpu_check") as module:
+        yield module
 
 
 def test_one_stage_runs_and_the_others_are_rows_too(gpu_check, tmp_path):
