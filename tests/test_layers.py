@@ -33,7 +33,7 @@ LAYERS = (
     ("train",),
     ("report",),
     ("study", "pipeline"),  # pipeline.py: the study engine until lensr/study/ replaces it
-    ("cli", "api", "api_inputs", "api_results"),  # api*: the Python face, beside the CLI
+    ("cli", "api", "api_inputs", "api_results", "api_upscale"),  # api*: the Python face
 )
 RANK = {top: i for i, names in enumerate(LAYERS) for top in names}
 
