@@ -75,6 +75,7 @@ def upscale(
     from tqdm import tqdm
 
     from lensr.infer.arrays import check_options, model_scale, torch_device
+    from lensr.infer.prior import check_instrument
     from lensr.infer.runner import Runner, instrument_source
     from lensr.infer.upscale import UNITS, upscale_path
 
@@ -114,6 +115,7 @@ def upscale(
             raise LensrError(f"upscale needs images of shape (..., H, W), got {array.shape}")
         lead, stack = array.shape[:-2], array.reshape(-1, *array.shape[-2:])
     check_options(batch_size=batch_size, tile=tile, overlap=overlap)
+    check_instrument(pixel_scale=pixel_scale, lr_psf_fwhm=lr_psf_fwhm)
     torch_device(device)
     nets = networks(model, scale)
     if len(nets) > 1 and not uncertainty:

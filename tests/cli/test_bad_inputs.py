@@ -293,6 +293,9 @@ UPSCALE_OPTIONS = [
      "pixel"),
     (["--model", "{ckpt}", "--model", "{ckpt}"], "--uncertainty"),
     (["--model", "bicubic", "--sky", "bogus"], "sky"),
+    (["--model", "bicubic", "--pixel-scale", "0"], "--pixel-scale must be a positive"),
+    (["--model", "bicubic", "--lr-psf-fwhm", "-0.5"], "--lr-psf-fwhm must be a positive"),
+    (["--model", "bicubic", "--pixel-scale", "nan"], "--pixel-scale must be a positive"),
 ]
 for i, (args, fragment) in enumerate(UPSCALE):
     CASES.append((f"upscale-{i}", ["upscale", *args, "--model", "bicubic"], fragment))

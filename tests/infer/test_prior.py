@@ -158,3 +158,5 @@ def test_api_warns_like_the_cli(ground_like):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         lensr.upscale(ring(), model=str(ground_like), pixel_scale=0.168)
+    with pytest.raises(lensr.LensrError, match="pixel-scale must be a positive"):
+        lensr.upscale(ring(), model=str(ground_like), pixel_scale=-0.1)

@@ -37,6 +37,7 @@ import math
 
 import numpy as np
 
+from lensr.errors import LensrError
 from lensr.infer.sky import SkyRecord, noise_to_signal
 
 NOISE_TOLERANCE = 1.5
@@ -94,6 +95,14 @@ def prior_range(metadata: dict | None) -> dict | None:
         with contextlib.suppress(ValueError, TypeError):  # hand-edited: the noise only
             found = {**found, **instrument_range(presets)}
     return found
+
+
+def check_instrument(*, pixel_scale=None, lr_psf_fwhm=None) -> None:
+    """A given LR pixel scale or PSF FWHM (arcsec) must be a positive finite number: a
+    one-line LensrError otherwise (None: not given)."""
+    for flag, value in (("--pixel-scale", pixel_scale), ("--lr-psf-fwhm", lr_psf_fwhm)):
+        if value is not None and not (isinstance(value, int | float) and _known(value)):
+            raise LensrError(f"{flag} must be a positive number of arcsec, got {value!r}")
 
 
 def _outside(x: float, bounds, tol: float) -> str | None:

@@ -56,6 +56,7 @@ from lensr.infer.files import (
     read_image_file,
     write_image_file,
 )
+from lensr.infer.prior import check_instrument
 from lensr.infer.runner import Runner, instrument_source, load_models, uncertainty_note
 from lensr.infer.sky import SKY_MODES, header_cards
 from lensr.instrument.from_dataset import dataset_pixel_scale, has_simulated_instrument
@@ -141,6 +142,7 @@ def upscale_path(
     if units not in UNITS:
         raise LensrError(f"unknown units {units!r}; use {' or '.join(UNITS)}")
     check_options(batch_size=batch_size, tile=tile, overlap=overlap)
+    check_instrument(pixel_scale=pixel_scale, lr_psf_fwhm=lr_psf_fwhm)
     if sky not in SKY_MODES:
         raise LensrError(f"unknown sky mode {sky!r}; use one of {', '.join(SKY_MODES)}")
     torch_device(device)
