@@ -105,11 +105,16 @@ def check_instrument(*, pixel_scale=None, lr_psf_fwhm=None) -> None:
             raise LensrError(f"{flag} must be a positive number of arcsec, got {value!r}")
 
 
-def _outside(x: float, bounds, tol: float) -> str | None:
+def _problem(what: str, x: float, bounds, tol: float, words, unit: str = "") -> str | None:
+    """The clause for ``x`` outside ``bounds`` by more than the factor ``tol`` (``words``:
+    below, above), else None."""
     lo, hi = (float(v) for v in bounds)
     if lo / tol <= x <= hi * tol:
         return None
-    return "above" if x > hi else "below"
+    return (
+        f"{what} {x:.3g}{unit} is {words[x > hi]} than the training range "
+        f"[{lo:.3g}, {hi:.3g}]{unit}"
+    )
 
 
 def _known(value) -> bool:
@@ -131,36 +136,38 @@ def prior_warning(
         return None
     problems = []
     if "noise_rel" in ranges:
-        side = _outside(record.noise_rel, ranges["noise_rel"], NOISE_TOLERANCE)
-        if side:
-            lo, hi = ranges["noise_rel"]
-            word = "noisier" if side == "above" else "cleaner"
-            problems.append(
-                f"noise/scale {record.noise_rel:.3g} is {word} than the model's training "
-                f"range [{lo:.3g}, {hi:.3g}]"
+        problems.append(
+            _problem(
+                "noise/scale",
+                record.noise_rel,
+                ranges["noise_rel"],
+                NOISE_TOLERANCE,
+                ("cleaner", "noisier"),
             )
+        )
     if _known(pixel_scale) and "lr_pixel_scale" in ranges:
-        side = _outside(pixel_scale, ranges["lr_pixel_scale"], INSTRUMENT_TOLERANCE)
-        if side:
-            lo, hi = ranges["lr_pixel_scale"]
-            word = "coarser" if side == "above" else "finer"
-            problems.append(
-                f'pixel scale {pixel_scale:.3g}" is {word} than the training range '
-                f'[{lo:.3g}, {hi:.3g}]"'
+        problems.append(
+            _problem(
+                "pixel scale",
+                pixel_scale,
+                ranges["lr_pixel_scale"],
+                INSTRUMENT_TOLERANCE,
+                ("finer", "coarser"),
+                '"',
             )
+        )
     if _known(psf_fwhm):
         if _known(pixel_scale) and "lr_psf_fwhm_px" in ranges:
             x, key, unit = psf_fwhm / pixel_scale, "lr_psf_fwhm_px", " px"
         else:
             x, key, unit = psf_fwhm, "lr_psf_fwhm", '"'
-        side = _outside(x, ranges[key], INSTRUMENT_TOLERANCE) if key in ranges else None
-        if side:
-            lo, hi = ranges[key]
-            word = "broader" if side == "above" else "sharper"
+        if key in ranges:
             problems.append(
-                f"PSF FWHM {x:.3g}{unit} is {word} than the training range "
-                f"[{lo:.3g}, {hi:.3g}]{unit}"
+                _problem(
+                    "PSF FWHM", x, ranges[key], INSTRUMENT_TOLERANCE, ("sharper", "broader"), unit
+                )
             )
+    problems = [p for p in problems if p]
     if not problems:
         return None
     return f"out of prior: {'; '.join(problems)}; the output may be worse than bicubic"
@@ -185,11 +192,12 @@ def unchecked_note(metadata: dict | None) -> str:
     unknown, and the model's prior is this instrument."""
     ranges = prior_range(metadata) or {}
     ps, fwhm = ranges.get("lr_pixel_scale"), ranges.get("lr_psf_fwhm")
+    px = ranges.get("lr_psf_fwhm_px")
     prior = ""
     if ps and fwhm:
+        in_px = f", {px[0]:.2g}-{px[1]:.2g} px" if px else ""
         prior = (
-            f' (LR pixels {ps[0]:.3g}-{ps[1]:.3g}", PSF FWHM {fwhm[0]:.3g}-{fwhm[1]:.3g}", '
-            f"{ranges['lr_psf_fwhm_px'][0]:.2g}-{ranges['lr_psf_fwhm_px'][1]:.2g} px)"
+            f' (LR pixels {ps[0]:.3g}-{ps[1]:.3g}", PSF FWHM {fwhm[0]:.3g}-{fwhm[1]:.3g}"{in_px})'
         )
     return (
         "the pixel scale is unknown (no celestial WCS; give --pixel-scale / pixel_scale=): "
