@@ -141,10 +141,9 @@ def upscale(
             **options,
         )
         sr, sigma = run(stack)
-    for line in (run.prior_summary(), run.unchecked_summary()):
-        if line:
-            import warnings
+    for line in run.notes():
+        import warnings
 
-            warnings.warn(line, stacklevel=2)
+        warnings.warn(line, stacklevel=2)
     shape = (*lead, *sr.shape[-2:])
     return (sr.reshape(shape), sigma.reshape(shape)) if uncertainty else sr.reshape(shape)

@@ -115,6 +115,11 @@ class Runner:
         out = [w for w in self.warnings if w]
         return f"{len(out)} of {len(self.warnings)} input(s) {out[0]}" if out else None
 
+    def notes(self) -> list[str]:
+        """The lines to show the user after the run: :meth:`prior_summary` and
+        :meth:`unchecked_summary`, those that apply."""
+        return [line for line in (self.prior_summary(), self.unchecked_summary()) if line]
+
     def unchecked_summary(self) -> str | None:
         """One line when the model's card records its instrument but the pixel scale of
         some inputs was unknown, so their resolution was not checked; else None."""

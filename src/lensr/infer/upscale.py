@@ -201,9 +201,8 @@ def upscale_path(
             path = _upscale_folder(src, dst, run=run, prov=prov)
         else:
             path = _upscale_file(src, dst, run=run, prov=prov)
-    for line in (run.prior_summary(), run.unchecked_summary()):
-        if line:
-            print(f"lensr upscale: {line}", file=sys.stderr)
+    for line in run.notes():
+        print(f"lensr upscale: {line}", file=sys.stderr)
     return path
 
 
