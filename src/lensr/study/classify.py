@@ -135,7 +135,7 @@ def _audit_stages(study, sr_cfg, run_dir) -> list[Stage]:
     spec = study.classify
     name = spec.audit_rung()
     rung, root = spec.ladder[name], run_dir / "classify"
-    owner = next(n for n, r in spec.ladder.items() if r.dataset == rung.dataset)  # its SR
+    owner = spec.sr_rung(name)
     data = run_dir / "data" / f"{rung.dataset}.h5"
     test = run_dir / "data" / f"{rung.test}.h5"
     cdm_cfg = train_config(study, {**spec.sr, "classes": ["cdm"]}, source="classify.sr")
@@ -190,7 +190,7 @@ def plan_classification(study: StudyConfig, run_dir: Path) -> list[Stage]:
     if spec is None:
         return []
     sr_cfg = train_config(study, {**spec.sr, "classes": None}, source="classify.sr")
-    stages, sr_owners = [], {}
+    stages = []
     for name, rung in spec.ladder.items():
         source = f"classify.ladder.{name}.classifier" if rung.classifier else "classify.classifier"
         base = {"seed": study.seed, "threads": study.threads, **spec.classifier}
@@ -200,8 +200,7 @@ def plan_classification(study: StudyConfig, run_dir: Path) -> list[Stage]:
             validate(ClassifierConfig, deep_update(base, rung.classifier), source=source),
             source=source,
         )
-        owner = sr_owners.setdefault(rung.dataset, name)  # one SR model per training set
-        stages += _rung_stages(study, name, rung, clf_cfg, sr_cfg, run_dir, owner)
+        stages += _rung_stages(study, name, rung, clf_cfg, sr_cfg, run_dir, spec.sr_rung(name))
     if spec.hallucination:
         stages += _audit_stages(study, sr_cfg, run_dir)
     roles = {role: spec.role(role) for role in ("faithful", "realistic", "ring-size")}

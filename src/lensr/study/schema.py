@@ -150,6 +150,12 @@ class ClassifySpec(Strict):
             return free[-1] if free else None
         return None
 
+    def sr_rung(self, name: str) -> str:
+        """The rung whose SR model rung ``name`` uses: the first one trained on its dataset
+        (one SR model per training set)."""
+        dataset = self.ladder[name].dataset
+        return next(n for n, r in self.ladder.items() if r.dataset == dataset)
+
     def audit_rung(self) -> str:
         return self.hallucination_rung or self.role("faithful")
 
