@@ -37,6 +37,7 @@ from lensr.eval.classification import (
 from lensr.eval.classify_inputs import classifier_for, count_images, load_sr, open_data, spec_text
 from lensr.eval.figure_style import image_meta
 from lensr.eval.output_dir import check_out_dir, json_writer, write_all
+from lensr.instrument.from_dataset import has_simulated_instrument
 from lensr.io import file_lock
 
 SR_ALL, SR_CDM = "SR (all classes)", "SR (cdm only)"
@@ -135,7 +136,7 @@ def hallucination_audit(
     with file_lock(out):  # a second run into `out` is refused, for the whole write
         ds, owned = open_data(data)
         try:
-            if consistent and (ds.params is None or not ds.attrs.get("config")):
+            if consistent and not has_simulated_instrument(ds):
                 raise LensrError(
                     f"{ds.path}: --consistent needs a simulated dataset (its LR instrument)"
                 )

@@ -68,7 +68,10 @@ def instrument_for(ds, positions, *, source: str = "hr") -> tuple[Degradation, V
         D, variance = instrument_for(ds, [0, 1, 2], source="sky")
     """
     if not has_simulated_instrument(ds):
-        raise ValueError(f"{ds.path} has no simulation parameters: its LR instrument is unknown")
+        raise ValueError(
+            f"{ds.path} has no simulation parameters per image (imported, or a mixture of "
+            "variants): its LR instrument is unknown"
+        )
     cfg = ds.config
     params = ds.params[np.asarray(positions)]
     if source not in ("hr", "sky"):
@@ -182,7 +185,8 @@ def lr_instrument(
         return LRInstrument(D=D, variance=variance, source="simulation")
     if lr_psf_fwhm is None:
         raise LensrError(
-            f"{ds.path.name} has no simulation parameters, so its LR PSF is unknown; "
+            f"{ds.path.name} has no simulation parameters per image (imported, or a mixture "
+            "of variants), so its LR PSF is unknown; "
             "give the LR PSF FWHM (--lr-psf-fwhm, arcsec) to check LR-consistency"
         )
     if pixel_scale is None:
@@ -233,7 +237,10 @@ class LRInstrumentTable:
             self.scale = ds.scale
             has_params = has_simulated_instrument(ds)
             if noise == "instrument" and not has_params:
-                raise LensrError(f"{path} has no simulation parameters: use noise='uniform'")
+                raise LensrError(
+                    f"{path} has no simulation parameters per image (imported, or a mixture "
+                    "of variants): use noise='uniform'"
+                )
             self.simulated = has_params and noise != "uniform"
             if self.simulated:
                 D, variance = instrument_for(ds, positions, source="hr")
