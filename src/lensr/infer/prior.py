@@ -93,8 +93,19 @@ def prior_range(metadata: dict | None) -> dict | None:
     presets = data.get("preset_configs")
     if "lr_pixel_scale" not in found and isinstance(presets, list) and presets:
         with contextlib.suppress(ValueError, TypeError):  # hand-edited: the noise only
-            found = {**found, **instrument_range(presets)}
+            found = {**found, **_instrument_of(presets)}
     return found
+
+
+_DERIVED: dict[int, tuple[list, dict]] = {}
+"""instrument_range per preset list object (a model's metadata, checked once per image)."""
+
+
+def _instrument_of(presets: list) -> dict:
+    held = _DERIVED.get(id(presets))
+    if held is None or held[0] is not presets:
+        held = _DERIVED[id(presets)] = (presets, instrument_range(presets))
+    return held[1]
 
 
 def check_instrument(*, pixel_scale=None, lr_psf_fwhm=None) -> None:
