@@ -1,11 +1,12 @@
 """upscale_array: tiling (explicit and automatic), batching, channels_last, model mode."""
 
 import numpy as np
+import pytest
 import torch
 
 from lensr.infer import arrays
 from lensr.infer.arrays import upscale_array
-from lensr.models import create_model
+from lensr.models import create_model, list_models
 from lensr.models.checkpoint import resolve_model
 
 
@@ -70,3 +71,18 @@ def test_model_mode_is_restored():
     net = create_model("fsrcnn-tiny").train()
     upscale_array(lenses(1), net)
     assert net.training
+
+
+@pytest.mark.parametrize("name", [info.name for info in list_models("sr")])
+def test_every_sr_model_upscales_the_same_in_either_memory_layout(name, monkeypatch):
+    """channels_last on CPU (4-D weights only: the group convolutions hold 5-D ones) gives
+    the contiguous layout's output for every registered SR architecture."""
+    torch.manual_seed(0)
+    net = create_model(name, scale=2)
+    lr = lenses(1, 12, 12)
+    monkeypatch.setattr(arrays, "CHANNELS_LAST_ON_CPU", False)
+    plain = upscale_array(lr, net)
+    monkeypatch.setattr(arrays, "CHANNELS_LAST_ON_CPU", True)
+    last = upscale_array(lr, net)
+    assert last.shape == (1, 24, 24) and np.isfinite(last).all()
+    np.testing.assert_allclose(last, plain, rtol=1e-4, atol=1e-5 * np.abs(plain).max())

@@ -24,6 +24,7 @@ from lensr.data.normalize import PERCENTILE, SPEC, lr_scale_np
 from lensr.errors import LensrError
 from lensr.infer.compiled import CompiledForward, compiled_forward, uses_compile
 from lensr.infer.tiling import upscale_tiled
+from lensr.models.common import to_channels_last
 
 AUTO_TILE_PIXELS = 512 * 512
 """Images with more LR pixels than this are tiled even when ``tile`` is None."""
@@ -88,7 +89,7 @@ def upscale_array(
     was_training = model.training
     model.eval().to(dev)
     if channels_last:
-        model.to(memory_format=torch.channels_last)
+        to_channels_last(model)
     fn = compiled_forward(model, device=dev) if uses_compile(model, compile) else model
     try:
         with torch.inference_mode(), tqdm(total=n, unit="img", disable=not progress) as bar:

@@ -115,6 +115,16 @@ def split_parameters(model: nn.Module) -> tuple[list[str], list[str]]:
     return features, upsampler
 
 
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Put ``model``'s 4-D parameters and buffers (convolution weights) in channels_last
+    memory layout, in place; ``model``. Only 4-D tensors: ``Module.to(memory_format=...)``
+    fails on the 5-D weights of the group convolutions (lensr.models.equivariant_layers)."""
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+    return model
+
+
 def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
     """Number of scalar parameters (buffers such as BN running stats excluded)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from lensr.errors import LensrError
 from lensr.io import FileLock, write_text
+from lensr.models.common import to_channels_last
 from lensr.train.config import Runtime
 
 # Lightning's banners (GPU available: False, tips) are noise in a CLI that says what it does.
@@ -117,11 +118,7 @@ class ChannelsLast(Callback):
     107 ms); checkpoints are saved contiguous, so nothing downstream changes."""
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        # Only 4-D tensors: Module.to(memory_format=...) fails on the 5-D weights of the
-        # group convolutions (lensr.models.equivariant_layers).
-        for tensor in [*pl_module.parameters(), *pl_module.buffers()]:
-            if tensor.dim() == 4:
-                tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+        to_channels_last(pl_module)
 
 
 @functools.cache
