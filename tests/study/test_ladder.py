@@ -170,6 +170,7 @@ def test_score_rung_scores_every_variant_with_intervals(tiny, tmp_path):
     # The same classifier on the same images scores the same, whatever the row is called.
     assert r["variants"][LR_TRAINED]["accuracy"] == r["variants"]["LR (bicubic)"]["accuracy"]
     assert json.loads((tmp_path / "rung.json").read_text())["n"] == 12
+    assert r["sr"] == "fsrcnn-tiny" and r["classifier"] == "ResNet-18"
     no_baselines = score_rung(
         tiny["data"], classifier=tiny["clf"][0], sr="bicubic", out_dir=tmp_path / "b", n_boot=200
     )
@@ -257,6 +258,15 @@ def test_a_two_rung_ladder_runs_end_to_end_into_the_report(tmp_path):
         "sr": {"model": "fsrcnn-tiny", "max_steps": 4, "val_check_interval": 2},
         "consistent": False,
     }
+    classify["ladder"] = {
+        **LADDER["ladder"],
+        "eq-sr": {  # another SR model under the faithful rung's (shared) classifier
+            "dataset": "cls-faithful-train",
+            "test": "cls-faithful-test",
+            "sr": {"model": "fsrcnn-equivariant"},
+            "baselines": False,
+        },
+    }
     s = {
         "name": "ladder",
         "threads": 1,
@@ -269,12 +279,17 @@ def test_a_two_rung_ladder_runs_end_to_end_into_the_report(tmp_path):
         "classify": classify,
     }
     path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(s))
+    path.write_text(yaml.safe_dump(s, sort_keys=False))  # the ladder's order
     run = run_study(path, out=tmp_path / "run")
     ladder = json.loads((run / "classify" / "ladder" / "ladder.json").read_text())
-    assert [r["name"] for r in ladder["rungs"]] == ["faithful", "ring"]
+    assert [r["name"] for r in ladder["rungs"]] == ["faithful", "ring", "eq-sr"]
     assert LR_TRAINED in ladder["rungs"][0]["variants"]
     assert LR_TRAINED not in ladder["rungs"][1]["variants"]
+    faithful, eq = ladder["rungs"][0], ladder["rungs"][2]
+    assert (faithful["sr"], eq["sr"]) == ("fsrcnn-tiny", "fsrcnn-equivariant")
+    assert eq["label"] == "eq-sr, SR fsrcnn-equivariant"
+    assert eq["variants"]["HR"] == faithful["variants"]["HR"]  # the same classifier and images
+    assert not (run / "classify" / "eq-sr" / "classifier").exists()
     audit = json.loads((run / "classify" / "audit" / "hallucination.json").read_text())
     assert audit["models"]["SR (cdm only)"]["trained_on"] == ["cdm"]
     html = (run / "report.html").read_text()
@@ -324,3 +339,59 @@ def test_rows_of_other_classifiers_are_named_and_compared_on_the_same_images(tmp
     text = r["verdict"][-1]
     assert text.startswith("On the eq, D4-invariant group CNN rung the HR-trained D4-invariant")
     assert "it is higher against the ResNet-18 on HR and lower on SR." in text
+
+
+def test_a_rung_can_swap_the_sr_model_and_share_the_classifiers_of_its_training_set(tmp_path):
+    """SR models compared on the ladder: a rung naming the faithful rung's datasets with its
+    own SR settings trains its SR model and the classifier on its outputs, and shares the
+    HR- and LR-trained classifiers; the audit keeps the faithful rung's."""
+    ladder = {
+        **LADDER,
+        "ladder": {
+            "faithful": LADDER["ladder"]["faithful"],
+            "eq-sr": {
+                "dataset": "cls-faithful-train",
+                "test": "cls-faithful-test",
+                "sr": {"model": "fsrcnn-equivariant", "lr": 2e-3},
+            },
+        },
+    }
+    stages = {s.name: s for s in plan_classification(study(ladder), tmp_path)}
+    owned = {n.split(":")[2] for n in stages if n.startswith("classify:eq-sr:")}
+    assert owned == {"sr-all", "sr-classifier", "eval"}
+    deps = stages["classify:eq-sr:eval"].deps
+    assert {"classify:faithful:classifier", "classify:faithful:lr-classifier"} <= set(deps)
+    assert {"classify:eq-sr:sr-all", "classify:eq-sr:sr-classifier"} <= set(deps)
+    assert "classify:faithful:sr-all" not in deps
+    assert stages["classify:eq-sr:sr-all"].config["model"] == "fsrcnn-equivariant"
+    assert stages["classify:eq-sr:sr-all"].config["lr"] == 2e-3
+    assert stages["classify:faithful:sr-all"].config["model"] == "fsrcnn-tiny"
+    assert "classify:eq-sr:sr-all" in stages["classify:eq-sr:sr-classifier"].deps
+    assert "classify:faithful:sr-all" in stages["classify:audit"].deps
+    # a rung without baselines does not borrow another rung's: it has none
+    ladder["ladder"]["eq-sr"]["baselines"] = False
+    deps = {s.name: s for s in plan_classification(study(ladder), tmp_path)}["classify:eq-sr:eval"]
+    assert not any("-classifier" in d for d in deps.deps)
+    bad = {**ladder, "ladder": {"x": {**ladder["ladder"]["faithful"], "sr": {"lr": -1}}}}
+    with pytest.raises(LensrError, match="classify.ladder.x.sr"):
+        plan_classification(study(bad), tmp_path)
+
+
+def test_rows_of_other_sr_models_are_named_and_compared_on_the_same_images(tmp_path):
+    files = {
+        "faithful": rung_file(tmp_path, "f", 0.80, 0.78, 0.80),
+        "eq": rung_file(tmp_path, "e", 0.80, 0.78, 0.60),
+    }
+    for name, sr in (("f", "rcan-tiny"), ("e", "fsrcnn-equivariant")):
+        path = tmp_path / f"{name}.json"
+        extra = {"classifier": "ResNet-18", "sr": sr, "dataset": "test.h5"}
+        path.write_text(json.dumps({**json.loads(path.read_text()), **extra}))
+    r = write_ladder(files, out_dir=tmp_path / "o", roles={"faithful": "faithful"})
+    assert [x["label"] for x in r["rungs"]] == [
+        "faithful, SR rcan-tiny",
+        "eq, SR fsrcnn-equivariant",
+    ]
+    assert r["verdict"][-1].endswith(
+        "the outputs of fsrcnn-equivariant score lower against those of rcan-tiny "
+        "(0.800 [0.770, 0.830])."
+    )

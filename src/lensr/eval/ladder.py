@@ -34,6 +34,7 @@ from lensr.eval.classify_inputs import (
     count_images,
     load_sr,
     open_data,
+    spec_text,
 )
 from lensr.eval.output_dir import check_out_dir, json_writer, text_writer, write_all
 from lensr.models.checkpoint import resolve_model
@@ -107,7 +108,8 @@ def score_rung(
     """Score one rung's test set: the HR-trained ``classifier`` on HR, bicubic LR and
     ``sr``'s output, and (when given) ``lr_classifier`` on bicubic LR and
     ``sr_classifier`` on SR. Writes ``rung.json`` (the returned dict: ``dataset``,
-    ``classifier`` (its name, :func:`lensr.eval.classify_inputs.classifier_label`), ``n``,
+    ``classifier`` (its name, :func:`lensr.eval.classify_inputs.classifier_label`), ``sr``
+    (the SR model's architecture), ``n``,
     ``class_names``, ``chance``, ``variants: {variant: {label, accuracy, macro_auc}}``,
     each a bootstrap summary with ``ci_low``/``ci_high``).
 
@@ -139,6 +141,7 @@ def score_rung(
         result = {
             "dataset": str(ds.path),
             "classifier": label,
+            "sr": (getattr(sr_net, "metadata", None) or {}).get("arch") or spec_text(sr),
             "n": int(n),
             "class_names": names,
             "chance": 1.0 / len(names),
@@ -259,17 +262,26 @@ def ladder_verdict(rungs: list[dict], roles: dict) -> list[str]:
 
 def _same_images(r: dict, faithful: dict | None) -> str:
     """For a rung scored on the faithful rung's test images by another classifier: how
-    the two classifiers compare there, on HR and on SR."""
+    the two classifiers compare there, on HR and on SR; by the same classifier on the
+    outputs of another SR model: how the two SR models compare."""
     if not faithful or r.get("dataset") != faithful.get("dataset"):
         return ""
-    if r.get("classifier") == faithful.get("classifier"):
-        return ""
-    verdicts = {v: compare(_acc(r, v), _acc(faithful, v)) for v in (HR, SR)}
-    return (
-        f" On the same test images as the {faithful['label']} rung it is "
-        f"{verdicts[HR]} against the {faithful.get('classifier') or 'classifier'} on HR and "
-        f"{verdicts[SR]} on SR."
-    )
+    if r.get("classifier") != faithful.get("classifier"):
+        verdicts = {v: compare(_acc(r, v), _acc(faithful, v)) for v in (HR, SR)}
+        return (
+            f" On the same test images as the {faithful['label']} rung it is "
+            f"{verdicts[HR]} against the {faithful.get('classifier') or 'classifier'} on HR "
+            f"and {verdicts[SR]} on SR."
+        )
+    if r.get("sr") != faithful.get("sr"):
+        text = (
+            f" On the same test images as the {faithful['label']} rung, the outputs of "
+            f"{r.get('sr')} score {compare(_acc(r, SR), _acc(faithful, SR))} against those of "
+            f"{faithful.get('sr')} ({_num(_acc(faithful, SR))})"
+        )
+        trained = compare(_acc(r, SR_TRAINED), _acc(faithful, SR_TRAINED))
+        return text + (f", and {trained} for a classifier trained on them." if trained else ".")
+    return ""
 
 
 ROLES = ("faithful", "realistic", "ring-size")
@@ -325,6 +337,9 @@ def write_ladder(
     if len({r.get("classifier") for r in rungs}) > 1:  # name the classifier of every row
         for r in rungs:
             r["label"] = f"{r['label']}, {r.get('classifier') or 'classifier'}"
+    if len({r.get("sr") for r in rungs}) > 1:  # name the SR model of every row
+        for r in rungs:
+            r["label"] = f"{r['label']}, SR {r.get('sr') or 'model'}"
     comparisons = {
         r["name"]: {
             "SR vs HR": compare(_acc(r, SR), _acc(r, HR)),

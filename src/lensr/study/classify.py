@@ -37,41 +37,45 @@ def _upscaled_clf(cfg, data: Path, root: Path, kind: str, model: str) -> list[Pa
     return _train_clf(cfg, copy, root / f"{kind}-classifier")
 
 
-def _rung_stages(study, name, rung, clf_cfg, sr_cfg, run_dir, sr_owner) -> list[Stage]:
-    """The stages of one rung; ``sr_owner`` is the rung whose SR model it uses (itself,
-    or an earlier rung trained on the same dataset)."""
+def _rung_stages(study, name, rung, clf_cfg, sr_cfg, run_dir) -> list[Stage]:
+    """The stages of one rung: those of the parts it owns (:meth:`ClassifySpec.owner`;
+    the others are an earlier rung's, trained on the same set with the same settings)
+    and its scores."""
     spec = study.classify
-    root = run_dir / "classify" / name
+    root = run_dir / "classify"
     data = run_dir / "data" / f"{rung.dataset}.h5"
     test = run_dir / "data" / f"{rung.test}.h5"
-    baselines = spec.baselines if rung.baselines is None else rung.baselines
-    sr_path = str(run_dir / "classify" / sr_owner / "sr-all" / BEST)
-    sr_stage = f"classify:{sr_owner}:sr-all"
+    baselines = spec.has_baselines(name)
+    parts = ["classifier", "sr-all"] + (["lr-classifier", "sr-classifier"] if baselines else [])
+    owner = {part: spec.owner(name, part) for part in parts}
+    path = {part: root / owner[part] / part / BEST for part in parts}
+    stage = {part: f"classify:{owner[part]}:{part}" for part in parts}
+    own = root / name
 
     def train_sr():
         from lensr.train.fit import train
 
-        train(sr_cfg, data=data, out_dir=fresh_dir(root / "sr-all"))
-        return [root / "sr-all" / BEST]
+        train(sr_cfg, data=data, out_dir=fresh_dir(own / "sr-all"))
+        return [own / "sr-all" / BEST]
 
     def evaluate():
         from lensr.eval.classification import evaluate_classifier
         from lensr.eval.ladder import score_rung
 
-        out = fresh_dir(root / "eval")
+        out = fresh_dir(own / "eval")
         evaluate_classifier(
-            root / "classifier" / BEST,
+            path["classifier"],
             test,
-            sr_models={"all classes": sr_path},
+            sr_models={"all classes": str(path["sr-all"])},
             out_dir=out,
             max_images=spec.max_images,
         )
         score_rung(
             test,
-            classifier=root / "classifier" / BEST,
-            sr=sr_path,
-            lr_classifier=root / "lr-classifier" / BEST if baselines else None,
-            sr_classifier=root / "sr-classifier" / BEST if baselines else None,
+            classifier=path["classifier"],
+            sr=str(path["sr-all"]),
+            lr_classifier=path.get("lr-classifier"),
+            sr_classifier=path.get("sr-classifier"),
             out_dir=out,
             max_images=spec.max_images,
             n_boot=spec.n_boot,
@@ -79,66 +83,47 @@ def _rung_stages(study, name, rung, clf_cfg, sr_cfg, run_dir, sr_owner) -> list[
         )
         return [out / "classification.json", out / "rung.json"]
 
-    p, data_dep = f"classify:{name}", f"data:{rung.dataset}"
-    clf_conf = clf_cfg.model_dump()
-    stages = [
-        Stage(
-            f"{p}:classifier",
-            clf_conf,
-            lambda: _train_clf(clf_cfg, data, root / "classifier"),
-            deps=[data_dep],
-            outputs=[root / "classifier" / BEST],
-        )
-    ]
-    if sr_owner == name:
-        stages.append(
-            Stage(
-                sr_stage,
-                sr_cfg.model_dump(),
-                train_sr,
-                deps=[data_dep],
-                outputs=[root / "sr-all" / BEST],
-            )
-        )
-    scored = [f"{p}:classifier", sr_stage, f"data:{rung.test}"]
-    if baselines:
-        stages += [
-            Stage(
-                f"{p}:lr-classifier",
-                {"images": "bicubic", **clf_conf},
-                lambda: _upscaled_clf(clf_cfg, data, root, "lr", "bicubic"),
-                deps=[data_dep],
-                outputs=[root / "lr-classifier" / BEST],
-            ),
-            Stage(
-                f"{p}:sr-classifier",
-                {"images": "sr-all", **clf_conf},
-                lambda: _upscaled_clf(clf_cfg, data, root, "sr", sr_path),
-                deps=[data_dep, sr_stage],
-                outputs=[root / "sr-classifier" / BEST],
-            ),
-        ]
-        scored += [f"{p}:lr-classifier", f"{p}:sr-classifier"]
+    data_dep, clf_conf = f"data:{rung.dataset}", clf_cfg.model_dump()
+    made = {
+        "classifier": (clf_conf, lambda: _train_clf(clf_cfg, data, own / "classifier"), []),
+        "sr-all": (sr_cfg.model_dump(), train_sr, []),
+        "lr-classifier": (
+            {"images": "bicubic", **clf_conf},
+            lambda: _upscaled_clf(clf_cfg, data, own, "lr", "bicubic"),
+            [],
+        ),
+        "sr-classifier": (
+            {"images": "sr-all", **clf_conf},
+            lambda: _upscaled_clf(clf_cfg, data, own, "sr", str(path["sr-all"])),
+            [stage["sr-all"]],
+        ),
+    }
+    stages = []
+    for part in (p for p in parts if owner[p] == name):
+        conf, run, deps = made[part]
+        stages.append(Stage(stage[part], conf, run, deps=[data_dep, *deps], outputs=[path[part]]))
     stages.append(
         Stage(
-            f"{p}:eval",
+            f"classify:{name}:eval",
             {"max_images": spec.max_images, "n_boot": spec.n_boot, "baselines": baselines},
             evaluate,
-            deps=scored,
-            outputs=[root / "eval" / "rung.json"],
+            deps=[*stage.values(), f"data:{rung.test}"],
+            outputs=[own / "eval" / "rung.json"],
         )
     )
     return stages
 
 
 def _audit_stages(study, sr_cfg, run_dir) -> list[Stage]:
+    """The SR model trained on cdm only (the audit rung's SR settings) and the audit of
+    what it does against the rung's all-class SR model, under the rung's classifier."""
     spec = study.classify
     name = spec.audit_rung()
     rung, root = spec.ladder[name], run_dir / "classify"
-    owner = spec.sr_rung(name)
+    sr_owner, clf_owner = spec.owner(name, "sr-all"), spec.owner(name, "classifier")
     data = run_dir / "data" / f"{rung.dataset}.h5"
     test = run_dir / "data" / f"{rung.test}.h5"
-    cdm_cfg = train_config(study, {**spec.sr, "classes": ["cdm"]}, source="classify.sr")
+    cdm_cfg = sr_cfg.model_copy(update={"classes": ["cdm"]})
 
     def train_cdm():
         from lensr.train.fit import train
@@ -151,9 +136,9 @@ def _audit_stages(study, sr_cfg, run_dir) -> list[Stage]:
 
         hallucination_audit(
             test,
-            sr_all=str(root / owner / "sr-all" / BEST),
+            sr_all=str(root / sr_owner / "sr-all" / BEST),
             sr_cdm_only=str(root / "sr-cdm" / BEST),
-            classifier=root / name / "classifier" / BEST,
+            classifier=root / clf_owner / "classifier" / BEST,
             out_dir=fresh_dir(root / "audit"),
             max_images=spec.max_images,
             consistent=spec.consistent,
@@ -173,8 +158,8 @@ def _audit_stages(study, sr_cfg, run_dir) -> list[Stage]:
             {"rung": name, "max_images": spec.max_images, "consistent": spec.consistent},
             audit,
             deps=[
-                f"classify:{name}:classifier",
-                f"classify:{owner}:sr-all",
+                f"classify:{clf_owner}:classifier",
+                f"classify:{sr_owner}:sr-all",
                 "classify:sr-cdm",
                 f"data:{rung.test}",
             ],
@@ -183,26 +168,37 @@ def _audit_stages(study, sr_cfg, run_dir) -> list[Stage]:
     ]
 
 
-def plan_classification(study: StudyConfig, run_dir: Path) -> list[Stage]:
+def _override(base: dict, over: dict) -> dict:
+    """A rung's settings of a part: ``over`` on the study's ``base``; another ``model``
+    does not inherit ``base``'s ``model_kwargs`` (they belong to the other architecture)."""
+    base = dict(base)
+    if over.get("model", base.get("model")) != base.get("model"):
+        base.pop("model_kwargs", None)
+    return deep_update(base, over)
+
+
+def _configs(study: StudyConfig, name: str):
+    """The classifier and SR configs of rung ``name``."""
     from lensr.train.config import ClassifierConfig
 
+    spec, rung = study.classify, study.classify.ladder[name]
+    where = f"classify.ladder.{name}.classifier" if rung.classifier else "classify.classifier"
+    base = {"seed": study.seed, "threads": study.threads, **spec.classifier}
+    clf = validate(ClassifierConfig, _override(base, rung.classifier), source=where)
+    source = f"classify.ladder.{name}.sr" if rung.sr else "classify.sr"
+    sr = train_config(study, {**_override(spec.sr, rung.sr), "classes": None}, source=source)
+    return one_process(clf, source=where), sr
+
+
+def plan_classification(study: StudyConfig, run_dir: Path) -> list[Stage]:
     spec = study.classify
     if spec is None:
         return []
-    sr_cfg = train_config(study, {**spec.sr, "classes": None}, source="classify.sr")
-    stages = []
+    stages, configs = [], {name: _configs(study, name) for name in spec.ladder}
     for name, rung in spec.ladder.items():
-        source = f"classify.ladder.{name}.classifier" if rung.classifier else "classify.classifier"
-        base = {"seed": study.seed, "threads": study.threads, **spec.classifier}
-        if rung.classifier.get("model", base.get("model")) != base.get("model"):
-            base.pop("model_kwargs", None)  # they belong to the other architecture
-        clf_cfg = one_process(
-            validate(ClassifierConfig, deep_update(base, rung.classifier), source=source),
-            source=source,
-        )
-        stages += _rung_stages(study, name, rung, clf_cfg, sr_cfg, run_dir, spec.sr_rung(name))
+        stages += _rung_stages(study, name, rung, *configs[name], run_dir)
     if spec.hallucination:
-        stages += _audit_stages(study, sr_cfg, run_dir)
+        stages += _audit_stages(study, configs[spec.audit_rung()][1], run_dir)
     roles = {role: spec.role(role) for role in ("faithful", "realistic", "ring-size")}
     labels = {name: rung.label or name for name, rung in spec.ladder.items()}
     root = run_dir / "classify"

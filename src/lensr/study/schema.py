@@ -85,6 +85,11 @@ class RungSpec(Strict):
     with another classifier compares classifiers on the same images and shares that
     rung's SR model (one SR model per training set). Another ``model`` does not inherit
     ``classify.classifier``'s ``model_kwargs``."""
+    sr: dict = Field(default_factory=dict)
+    """TrainConfig keys over ``classify.sr`` for this rung's SR model, e.g. ``{model:
+    fsrcnn-equivariant}``: on another rung's datasets it compares SR models under the same
+    classifier (shared with that rung, as every part is shared between rungs with the same
+    training set and settings)."""
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -150,11 +155,32 @@ class ClassifySpec(Strict):
             return free[-1] if free else None
         return None
 
-    def sr_rung(self, name: str) -> str:
-        """The rung whose SR model rung ``name`` uses: the first one trained on its dataset
-        (one SR model per training set)."""
-        dataset = self.ladder[name].dataset
-        return next(n for n, r in self.ladder.items() if r.dataset == dataset)
+    def has_baselines(self, name: str) -> bool:
+        rung = self.ladder[name]
+        return self.baselines if rung.baselines is None else rung.baselines
+
+    def owner(self, name: str, part: str) -> str:
+        """The rung whose ``part`` rung ``name`` uses: the first rung with the same training
+        set and the same settings of that part (one model per training set and settings).
+        ``part``: "classifier", "sr-all", or the baselines "lr-classifier" and
+        "sr-classifier" (among rungs that train baselines)."""
+        fields = {
+            "classifier": ("classifier",),
+            "lr-classifier": ("classifier",),
+            "sr-all": ("sr",),
+            "sr-classifier": ("classifier", "sr"),
+        }[part]
+        baseline = part in ("lr-classifier", "sr-classifier")
+
+        def key(n: str) -> tuple:
+            rung = self.ladder[n]
+            return (rung.dataset, *(getattr(rung, f) for f in fields))
+
+        return next(
+            n
+            for n in self.ladder
+            if key(n) == key(name) and (n == name or not baseline or self.has_baselines(n))
+        )
 
     def audit_rung(self) -> str:
         return self.hallucination_rung or self.role("faithful")
