@@ -356,6 +356,7 @@ def test_a_rung_can_swap_the_sr_model_and_share_the_classifiers_of_its_training_
             },
         },
     }
+    assert study(ladder).classify.role("realistic") is None  # the same images: not realistic
     stages = {s.name: s for s in plan_classification(study(ladder), tmp_path)}
     owned = {n.split(":")[2] for n in stages if n.startswith("classify:eq-sr:")}
     assert owned == {"sr-all", "sr-classifier", "eval"}
@@ -391,7 +392,9 @@ def test_rows_of_other_sr_models_are_named_and_compared_on_the_same_images(tmp_p
         "faithful, SR rcan-tiny",
         "eq, SR fsrcnn-equivariant",
     ]
-    assert r["verdict"][-1].endswith(
-        "the outputs of fsrcnn-equivariant score lower against those of rcan-tiny "
-        "(0.800 [0.770, 0.830])."
+    assert r["verdict"][-1] == (
+        "On the test images of the faithful, SR rcan-tiny rung, under the same ResNet-18, the "
+        "outputs of fsrcnn-equivariant score 0.600 [0.570, 0.630]: below those of rcan-tiny "
+        "(0.800 [0.770, 0.830]) and below HR (0.800 [0.770, 0.830])."
     )
+    assert r["roles"]["realistic"] is None  # a rung on the faithful images is not "realistic"

@@ -256,32 +256,47 @@ def ladder_verdict(rungs: list[dict], roles: dict) -> list[str]:
     named = {id(r) for r in (faithful, realistic, ring) if r}
     for r in rungs:
         if id(r) not in named:
-            out.append(_rung_sentence(r) + _same_images(r, faithful))
+            out.append(_other_sr(r, faithful) or _rung_sentence(r) + _same_images(r, faithful))
     return out
+
+
+_VERSUS = {"tie": "a tie with", "higher": "above", "lower": "below"}
+
+
+def _other_sr(r: dict, faithful: dict | None) -> str:
+    """For a rung scoring another SR model's outputs on the faithful rung's test images
+    under the same classifier: how the two SR models compare (its HR and LR rows are the
+    faithful rung's)."""
+    if not faithful or r.get("dataset") != faithful.get("dataset"):
+        return ""
+    if r.get("classifier") != faithful.get("classifier") or r.get("sr") == faithful.get("sr"):
+        return ""
+    sr, base = _acc(r, SR), _acc(faithful, SR)
+    text = (
+        f"On the test images of the {faithful['label']} rung, under the same "
+        f"{r.get('classifier') or 'classifier'}, the outputs of {r.get('sr')} score "
+        f"{_num(sr)}: {_VERSUS[compare(sr, base)]} those of {faithful.get('sr')} "
+        f"({_num(base)}) and {_VERSUS[compare(sr, _acc(r, HR))]} HR ({_num(_acc(r, HR))})"
+    )
+    own, base_own = _acc(r, SR_TRAINED), _acc(faithful, SR_TRAINED)
+    if own and base_own:
+        text += f"; a classifier trained on them scores {_num(own)} ({_num(base_own)})"
+    return text + "."
 
 
 def _same_images(r: dict, faithful: dict | None) -> str:
     """For a rung scored on the faithful rung's test images by another classifier: how
-    the two classifiers compare there, on HR and on SR; by the same classifier on the
-    outputs of another SR model: how the two SR models compare."""
+    the two classifiers compare there, on HR and on SR."""
     if not faithful or r.get("dataset") != faithful.get("dataset"):
         return ""
-    if r.get("classifier") != faithful.get("classifier"):
-        verdicts = {v: compare(_acc(r, v), _acc(faithful, v)) for v in (HR, SR)}
-        return (
-            f" On the same test images as the {faithful['label']} rung it is "
-            f"{verdicts[HR]} against the {faithful.get('classifier') or 'classifier'} on HR "
-            f"and {verdicts[SR]} on SR."
-        )
-    if r.get("sr") != faithful.get("sr"):
-        text = (
-            f" On the same test images as the {faithful['label']} rung, the outputs of "
-            f"{r.get('sr')} score {compare(_acc(r, SR), _acc(faithful, SR))} against those of "
-            f"{faithful.get('sr')} ({_num(_acc(faithful, SR))})"
-        )
-        trained = compare(_acc(r, SR_TRAINED), _acc(faithful, SR_TRAINED))
-        return text + (f", and {trained} for a classifier trained on them." if trained else ".")
-    return ""
+    if r.get("classifier") == faithful.get("classifier"):
+        return ""
+    verdicts = {v: compare(_acc(r, v), _acc(faithful, v)) for v in (HR, SR)}
+    return (
+        f" On the same test images as the {faithful['label']} rung it is "
+        f"{verdicts[HR]} against the {faithful.get('classifier') or 'classifier'} on HR and "
+        f"{verdicts[SR]} on SR."
+    )
 
 
 ROLES = ("faithful", "realistic", "ring-size")

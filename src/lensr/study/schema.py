@@ -75,8 +75,9 @@ class RungSpec(Strict):
     test: str | None = None
     role: Literal["faithful", "realistic", "ring-size"] | None = None
     """The rungs the report's verdict compares: DeepLense-faithful (default: the first),
-    realistic (default: the last without a role) and ring-size (the mass-compensated twin
-    of the faithful rung: what remains of its accuracy without the ring-size cue)."""
+    realistic (default: the last without a role, not on the faithful rung's images) and
+    ring-size (the mass-compensated twin of the faithful rung: what remains of its accuracy
+    without the ring-size cue)."""
     baselines: bool | None = None
     """Train the fair baselines on this rung (None: ``classify.baselines``)."""
     classifier: dict = Field(default_factory=dict)
@@ -143,15 +144,19 @@ class ClassifySpec(Strict):
 
     def role(self, role: str) -> str | None:
         """The rung of ``role``: faithful (default the first rung), realistic (default the
-        last rung without a role), ring-size (None unless given)."""
+        last rung without a role and on other images), ring-size (None unless given)."""
         named = [name for name, r in self.ladder.items() if r.role == role]
         if named:
             return named[0]
         if role == "faithful":
             return next(iter(self.ladder))
-        if role == "realistic":
-            faithful = self.role("faithful")
-            free = [n for n, r in self.ladder.items() if r.role is None and n != faithful]
+        if role == "realistic":  # not a rung on the faithful rung's images (another part)
+            faithful = self.ladder[self.role("faithful")]
+            free = [
+                n
+                for n, r in self.ladder.items()
+                if r.role is None and r.dataset != faithful.dataset and r.test != faithful.test
+            ]
             return free[-1] if free else None
         return None
 
