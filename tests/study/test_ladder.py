@@ -186,18 +186,19 @@ def summary(mean, half=0.03):
     return {"mean": mean, "std": 0.1, "ci_low": mean - half, "ci_high": mean + half, "n": 300}
 
 
-def rung_file(tmp_path, name, hr, lr, sr, lr_own=None):
+def rung_file(tmp_path, name, hr, lr, sr_acc, lr_own=None, **extra):
+    """A rung.json with these accuracies (and ``extra`` keys: classifier, sr, dataset)."""
     variants = {
         "HR": {"label": "HR-trained on HR", "accuracy": summary(hr), "macro_auc": summary(0.9)},
         "LR (bicubic)": {"label": "x", "accuracy": summary(lr), "macro_auc": summary(0.8)},
-        SR: {"label": "HR-trained on SR", "accuracy": summary(sr), "macro_auc": summary(0.9)},
+        SR: {"label": "HR-trained on SR", "accuracy": summary(sr_acc), "macro_auc": summary(0.9)},
     }
     if lr_own is not None:
         variants[LR_TRAINED] = {"label": LR_TRAINED, "accuracy": summary(lr_own),
                                 "macro_auc": summary(0.85)}  # fmt: skip
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps({"n": 300, "class_names": NAMES, "chance": 1 / 3,
-                                "variants": variants}))  # fmt: skip
+                                "variants": variants, **extra}))  # fmt: skip
     return path
 
 
@@ -297,21 +298,18 @@ def test_a_two_rung_ladder_runs_end_to_end_into_the_report(tmp_path):
     assert ("Attribution" in html) == (audit["changed"]["count"] > 0)
 
 
+def on_faithful_images(name: str, **settings) -> dict:
+    """LADDER's faithful rung and rung ``name`` on its datasets with other ``settings``."""
+    rung = {"dataset": "cls-faithful-train", "test": "cls-faithful-test", **settings}
+    return {**LADDER, "ladder": {"faithful": LADDER["ladder"]["faithful"], name: rung}}
+
+
 def test_a_rung_can_swap_the_classifier_on_another_rungs_images_and_share_its_sr(tmp_path):
     """Classifiers compared on the ladder: a rung naming the faithful rung's datasets with
     its own classifier config trains only its classifiers, on the faithful SR model."""
-    ladder = {
-        **LADDER,
-        "ladder": {
-            "faithful": LADDER["ladder"]["faithful"],
-            "equivariant": {
-                "dataset": "cls-faithful-train",
-                "test": "cls-faithful-test",
-                "classifier": {"model": "equivariant-cnn", "lr": 1e-3},
-                "baselines": False,
-            },
-        },
-    }
+    ladder = on_faithful_images(
+        "equivariant", classifier={"model": "equivariant-cnn", "lr": 1e-3}, baselines=False
+    )
     stages = {s.name: s for s in plan_classification(study(ladder), tmp_path)}
     assert "classify:equivariant:sr-all" not in stages
     assert "classify:faithful:sr-all" in stages["classify:equivariant:eval"].deps
@@ -326,14 +324,13 @@ def test_a_rung_can_swap_the_classifier_on_another_rungs_images_and_share_its_sr
 
 
 def test_rows_of_other_classifiers_are_named_and_compared_on_the_same_images(tmp_path):
+    same = {"dataset": "test.h5"}
     files = {
-        "faithful": rung_file(tmp_path, "f", 0.77, 0.78, 0.77),
-        "eq": rung_file(tmp_path, "e", 0.89, 0.70, 0.33),
+        "faithful": rung_file(tmp_path, "f", 0.77, 0.78, 0.77, classifier="ResNet-18", **same),
+        "eq": rung_file(
+            tmp_path, "e", 0.89, 0.70, 0.33, classifier="D4-invariant group CNN", **same
+        ),  # fmt: skip
     }
-    for name, label in (("f", "ResNet-18"), ("e", "D4-invariant group CNN")):
-        path = tmp_path / f"{name}.json"
-        extra = {"classifier": label, "dataset": "test.h5"}
-        path.write_text(json.dumps({**json.loads(path.read_text()), **extra}))
     r = write_ladder(files, out_dir=tmp_path / "o", roles={"faithful": "faithful"})
     assert [x["label"] for x in r["rungs"]] == ["faithful, ResNet-18", "eq, D4-invariant group CNN"]
     text = r["verdict"][-1]
@@ -345,17 +342,7 @@ def test_a_rung_can_swap_the_sr_model_and_share_the_classifiers_of_its_training_
     """SR models compared on the ladder: a rung naming the faithful rung's datasets with its
     own SR settings trains its SR model and the classifier on its outputs, and shares the
     HR- and LR-trained classifiers; the audit keeps the faithful rung's."""
-    ladder = {
-        **LADDER,
-        "ladder": {
-            "faithful": LADDER["ladder"]["faithful"],
-            "eq-sr": {
-                "dataset": "cls-faithful-train",
-                "test": "cls-faithful-test",
-                "sr": {"model": "fsrcnn-equivariant", "lr": 2e-3},
-            },
-        },
-    }
+    ladder = on_faithful_images("eq-sr", sr={"model": "fsrcnn-equivariant", "lr": 2e-3})
     assert study(ladder).classify.role("realistic") is None  # the same images: not realistic
     stages = {s.name: s for s in plan_classification(study(ladder), tmp_path)}
     owned = {n.split(":")[2] for n in stages if n.startswith("classify:eq-sr:")}
@@ -379,14 +366,11 @@ def test_a_rung_can_swap_the_sr_model_and_share_the_classifiers_of_its_training_
 
 
 def test_rows_of_other_sr_models_are_named_and_compared_on_the_same_images(tmp_path):
+    same = {"classifier": "ResNet-18", "dataset": "test.h5"}
     files = {
-        "faithful": rung_file(tmp_path, "f", 0.80, 0.78, 0.80),
-        "eq": rung_file(tmp_path, "e", 0.80, 0.78, 0.60),
+        "faithful": rung_file(tmp_path, "f", 0.80, 0.78, 0.80, sr="rcan-tiny", **same),
+        "eq": rung_file(tmp_path, "e", 0.80, 0.78, 0.60, sr="fsrcnn-equivariant", **same),
     }
-    for name, sr in (("f", "rcan-tiny"), ("e", "fsrcnn-equivariant")):
-        path = tmp_path / f"{name}.json"
-        extra = {"classifier": "ResNet-18", "sr": sr, "dataset": "test.h5"}
-        path.write_text(json.dumps({**json.loads(path.read_text()), **extra}))
     r = write_ladder(files, out_dir=tmp_path / "o", roles={"faithful": "faithful"})
     assert [x["label"] for x in r["rungs"]] == [
         "faithful, SR rcan-tiny",
