@@ -248,8 +248,11 @@ def test_transfer_refuses_a_physics_model(tmp_path):
 @pytest.mark.parametrize("name", ["demo", "paper"])
 def test_shipped_studies_validate_and_plan_every_stage(tmp_path, name):
     study = load(StudyConfig, study_path(name))
-    stages = [s.name for planner in PLANNERS for s in planner(study, tmp_path)]
+    planned = [s for planner in PLANNERS for s in planner(study, tmp_path)]
+    stages = [s.name for s in planned]
     assert len(stages) == len(set(stages))
+    for i, stage in enumerate(planned):  # every stage reads only stages planned before it
+        assert set(stage.deps) <= set(stages[:i]), stage.name
     assert {f"data:{d}" for d in study.datasets} <= set(stages)
     assert {f"train:{m}" for m in study.models} <= set(stages)
     assert "classify:audit" in stages and any(s.startswith("transfer:ground") for s in stages)
