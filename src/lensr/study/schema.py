@@ -84,7 +84,7 @@ class RungSpec(Strict):
     """ClassifierConfig keys over ``classify.classifier`` for this rung, e.g. ``{model:
     equivariant-cnn}``. A rung naming another rung's datasets (``cls-<rung>-train``/``-test``)
     with another classifier compares classifiers on the same images and shares that
-    rung's SR model (one SR model per training set). Another ``model`` does not inherit
+    rung's SR model (one per training set and SR settings). Another ``model`` does not inherit
     ``classify.classifier``'s ``model_kwargs``."""
     sr: dict = Field(default_factory=dict)
     """TrainConfig keys over ``classify.sr`` for this rung's SR model, e.g. ``{model:
