@@ -11,7 +11,7 @@ from lensr.data.torch_data import split_indices
 from lensr.errors import LensrError
 from lensr.infer.arrays import upscale_array
 from lensr.models import create_model
-from lensr.models.checkpoint import load_checkpoint, save_checkpoint
+from lensr.models.checkpoint import load_checkpoint, resolve_model, save_checkpoint
 from lensr.models.common import split_parameters
 from lensr.train.adda import UnpairedLR, adda
 from lensr.train.config import ADDAConfig, FinetuneConfig
@@ -109,6 +109,19 @@ def test_finetuned_checkpoint_records_provenance_and_upscales(finetuned, source_
         lr = f["lr"][:2]
     sr = upscale_array(lr, model)
     assert sr.shape == (2, 64, 64) and np.isfinite(sr).all()
+
+
+def test_a_shipped_pretrained_model_is_fine_tuned_by_name(target_h5, tmp_path):
+    """`lensr finetune --model space-x2`: the shipped weights are the starting point."""
+    cfg = FinetuneConfig(stage1_epochs=1, stage2_epochs=0, **FAST)
+    torch.set_num_threads(1)
+    best = finetune("space-x2", data=target_h5, out_dir=tmp_path, cfg=cfg, progress=False)
+    model, meta = load_checkpoint(best)
+    assert meta["transfer"] == "finetune" and meta["arch"] == "rcan"
+    assert meta["source_checkpoint"]["path"] == "space-x2"
+    tuned, start = model.state_dict(), resolve_model("space-x2").state_dict()
+    changed = [k for k in tuned if not torch.equal(tuned[k], start[k])]
+    assert changed and set(changed) <= set(split_parameters(model)[1])  # stage 1: upsampler
 
 
 @pytest.fixture

@@ -21,7 +21,11 @@ from lensr.cli.options import BatchSize, Patch, config_from, console, runtime_op
 
 SourceModel = Annotated[
     Path,
-    typer.Option("--model", help="Trained SR checkpoint (.safetensors) from `lensr train`."),
+    typer.Option(
+        "--model",
+        help="Trained SR checkpoint (.safetensors) from `lensr train`, or a shipped pretrained"
+        " name (`lensr models`).",
+    ),
 ]
 ConfigYaml = Annotated[
     Path | None, typer.Option(help="YAML of config keys; the options below override it.")
