@@ -5,7 +5,7 @@ lenses of a DeepLense-faithful preset (default ``deeplense-3``: DeepLenseSim Mod
 px; ``deeplense-2`` for Model II), trains the classifier (default ResNet-18 with the
 ImageNet stem, 30 epochs, batch 128; it holds out 10 % of the training set to pick its best
 epoch) on the HR images, and scores it on the HR test images: accuracy and macro AUC with
-95 % bootstrap intervals (:func:`lensr.eval.classification.score_intervals`), against the
+95 % bootstrap intervals (:func:`lensr.eval.classification_metrics.score_intervals`), against the
 targets of issue 12 (macro AUC >= 0.99, accuracy >= 0.92; published DeepLense ResNet-18
 micro-AUC 0.994 / 0.985). Prints the wall time of each step.
 
@@ -57,7 +57,8 @@ def main(argv=None) -> dict:
     import torch
 
     from lensr.data.store import open_dataset
-    from lensr.eval.classification import classify_variants, score_intervals
+    from lensr.eval.classification import classify_variants
+    from lensr.eval.classification_metrics import score_intervals
     from lensr.eval.classify_inputs import classifier_for
     from lensr.models.checkpoint import resolve_model
     from lensr.sim.config import load_sim_config

@@ -9,14 +9,10 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from lensr.errors import LensrError
-from lensr.eval.classification import (
-    HR,
-    LR,
+from lensr.eval.classification import HR, LR, evaluate_classifier, normalize_images, predict
+from lensr.eval.classification_metrics import (
     auc_pseudo_values,
     downsample_curve,
-    evaluate_classifier,
-    normalize_images,
-    predict,
     prediction_shift,
     roc_curves,
     score_intervals,

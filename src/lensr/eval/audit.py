@@ -31,9 +31,9 @@ from lensr.eval.classification import (
     HR,
     classify_variants,
     nan_to_none,
-    prediction_shift,
     upscale_lr,
 )
+from lensr.eval.classification_metrics import prediction_shift
 from lensr.eval.classify_inputs import classifier_for, count_images, load_sr, open_data, spec_text
 from lensr.eval.figure_style import image_meta
 from lensr.eval.output_dir import check_out_dir, json_writer, write_all

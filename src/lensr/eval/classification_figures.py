@@ -104,8 +104,9 @@ def roc_figure(metrics: Mapping[str, dict], class_names: Sequence[str], path) ->
     """One panel per variant (HR, LR, SR ..., three a row), one one-vs-rest ROC curve per
     class with its AUC in the legend; titles give accuracy and macro AUC.
 
-    ``metrics`` maps variant names to :func:`lensr.eval.classification.classification_metrics`
-    results (``roc``, ``auc``, ``macro_auc``, ``accuracy``).
+    ``metrics`` maps variant names to results of
+    :func:`lensr.eval.classification_metrics.classification_metrics` (``roc``, ``auc``,
+    ``macro_auc``, ``accuracy``).
 
     Example::
 

@@ -7,7 +7,8 @@ HR, on bicubic-upsampled LR (the seed study's LR number: a resolution loss plus 
 shift) and on SR images; the fair baselines are classifiers trained on the LR images
 (bicubic-upsampled to the HR size, so the network and its stem see the same geometry) and
 on the SR outputs, each scored on its own kind: what the LR image alone allows. Every
-number carries a 95 % bootstrap interval (:func:`lensr.eval.classification.score_intervals`).
+number carries a 95 % bootstrap interval
+(:func:`lensr.eval.classification_metrics.score_intervals`).
 
 Example::
 
@@ -27,7 +28,8 @@ from torch import nn
 
 from lensr.data.store import LensDataset, open_dataset
 from lensr.errors import LensrError
-from lensr.eval.classification import HR, LR, classify_variants, nan_to_none, score_intervals
+from lensr.eval.classification import HR, LR, classify_variants, nan_to_none
+from lensr.eval.classification_metrics import score_intervals
 from lensr.eval.classify_inputs import (
     classifier_for,
     classifier_label,

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from lensr.errors import LensrError
-from lensr.eval.classification import roc_curves
+from lensr.eval.classification_metrics import roc_curves
 from lensr.models import create_model, get_model_info
 from lensr.models.checkpoint import save_checkpoint
 from lensr.train.config import ClassifierConfig
