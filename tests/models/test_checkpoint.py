@@ -201,4 +201,5 @@ def test_resolve_model(tmp_path, saved):
     )
     one_line_error("neither a baseline model", resolve_model, str(tmp_path / "x.safetensors"))
     one_line_error("neither a baseline model .*bilinear", resolve_model, "bilinar")
+    one_line_error("a pretrained model .*space-x2", resolve_model, "spce-x2")
     one_line_error("untrained architecture", resolve_model, "rcan")

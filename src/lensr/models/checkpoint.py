@@ -21,7 +21,7 @@ from torch import nn
 from lensr._version import __version__
 from lensr.errors import LensrError
 from lensr.io import write_bytes, write_text
-from lensr.models.pretrained import pretrained_path
+from lensr.models.pretrained import pretrained_names, pretrained_path
 from lensr.models.registry import build_from_spec, create_model, list_models
 
 FORMAT = "lensr-checkpoint/1"
@@ -194,9 +194,10 @@ def resolve_model(spec: str, *, scale: int | None = None) -> nn.Module:
                 f"{spec!r} is an untrained architecture, not a baseline "
                 f"({', '.join(baselines)}): give the path of a trained checkpoint"
             )
+        shipped_names = ", ".join(pretrained_names()) or "none"
         raise LensrError(
-            f"{spec!r} is neither a baseline model ({', '.join(baselines)}) "
-            "nor an existing checkpoint file"
+            f"{spec!r} is neither a baseline model ({', '.join(baselines)}), a pretrained "
+            f"model ({shipped_names}) nor an existing checkpoint file"
         )
     model, meta = load_checkpoint(weights)
     if scale is not None and meta["scale"] != scale:
